@@ -1,0 +1,1 @@
+"""Model execution: configs, weights, layers, attention backends, models, pooling, batching."""

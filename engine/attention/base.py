@@ -1,0 +1,26 @@
+"""The interface every attention backend implements: prepare once per batch, attend per layer."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from engine.forward_batch import ForwardBatch
+
+
+class AttentionBackend(ABC):
+    name: str = "base"
+
+    @abstractmethod
+    def prepare(self, batch: ForwardBatch) -> None:
+        """Build whatever per-batch metadata the kernel needs and store it on `batch.attn_metadata`."""
+
+    @abstractmethod
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, causal: bool, scale: float
+    ) -> torch.Tensor:
+        """q: (num_tokens, num_heads, head_dim), k/v: (num_tokens, num_kv_heads, head_dim) -> (num_tokens, num_heads * head_dim).
+
+        Each sequence attends only to itself; with `causal`, only to its own earlier tokens.
+        """

@@ -1,0 +1,108 @@
+"""First-come-first-served token-budget batching over the inputs of waiting requests."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from processes.messages import EmbedRequest, RawArray, RequestOutput
+
+
+@dataclass
+class _RequestState:
+    request: EmbedRequest
+    sequences: list[np.ndarray]  # views into the request's flat token array
+    vectors: np.ndarray | None = None  # (num_inputs, dim) filled as batches finish
+    num_done: int = 0
+    aborted: bool = False
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    rid: str
+    index: int  # which input of its request
+    token_ids: np.ndarray
+
+
+class BatchQueue:
+    """Holds waiting inputs; hands out batches under a token budget; gathers vectors back per request."""
+
+    def __init__(self, max_batch_tokens: int, max_batch_seqs: int):
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_seqs = max_batch_seqs
+        self._waiting: deque[BatchItem] = deque()
+        self._requests: dict[str, _RequestState] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def num_requests(self) -> int:
+        return len(self._requests)
+
+    def add(self, request: EmbedRequest) -> None:
+        token_ids = request.token_ids.to_numpy()
+        lens = request.seq_lens.to_numpy()
+        bounds = np.concatenate(([0], np.cumsum(lens)))
+        sequences = [token_ids[bounds[i] : bounds[i + 1]] for i in range(len(lens))]
+        self._requests[request.rid] = _RequestState(request, sequences)
+        self._waiting.extend(BatchItem(request.rid, i, seq) for i, seq in enumerate(sequences))
+
+    def abort(self, rid: str) -> None:
+        """Forget a request: its queued inputs are skipped and any running ones are discarded."""
+        state = self._requests.pop(rid, None)
+        if state is not None:
+            state.aborted = True
+
+    def next_batch(self) -> list[BatchItem]:
+        """Take waiting inputs in arrival order until the next would exceed the token or sequence budget.
+
+        A single input longer than the budget runs alone: sequences are never split across forwards.
+        """
+        batch: list[BatchItem] = []
+        num_tokens = 0
+        while self._waiting and len(batch) < self.max_batch_seqs:
+            item = self._waiting[0]
+            if item.rid not in self._requests:
+                self._waiting.popleft()  # aborted
+                continue
+            if batch and num_tokens + len(item.token_ids) > self.max_batch_tokens:
+                break
+            batch.append(self._waiting.popleft())
+            num_tokens += len(item.token_ids)
+        return batch
+
+    def complete(self, batch: list[BatchItem], vectors: np.ndarray) -> list[RequestOutput]:
+        """Store each input's vector; return the requests that are now whole."""
+        finished = []
+        for item, vector in zip(batch, vectors, strict=True):
+            state = self._requests.get(item.rid)
+            if state is None:
+                continue
+            if state.vectors is None:
+                state.vectors = np.empty((len(state.sequences), vectors.shape[1]), dtype=np.float32)
+            state.vectors[item.index] = vector
+            state.num_done += 1
+            if state.num_done == len(state.sequences):
+                del self._requests[item.rid]
+                req = state.request
+                finished.append(
+                    RequestOutput(
+                        rid=req.rid,
+                        embeddings=RawArray.from_numpy(state.vectors),
+                        encoding_format=req.encoding_format,
+                        dimensions=req.dimensions,
+                        prompt_tokens=req.prompt_tokens,
+                    )
+                )
+        return finished
+
+    def fail(self, batch: list[BatchItem], error: str, status: int = 500) -> list[RequestOutput]:
+        """Fail every request with an input in `batch`; their other queued inputs are dropped."""
+        failed = []
+        for rid in dict.fromkeys(item.rid for item in batch):
+            if self._requests.pop(rid, None) is not None:
+                failed.append(RequestOutput(rid=rid, error=f"{error} (request {rid})", status=status))
+        return failed

@@ -1,0 +1,48 @@
+"""A packed ragged batch: every sequence's tokens concatenated, with offsets instead of padding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ForwardBatch:
+    input_ids: torch.Tensor  # (num_tokens,) int64
+    positions: torch.Tensor  # (num_tokens,) int64, restarting at 0 (+ family offset) for each sequence
+    seq_lens: list[int]  # host copy, for per-sequence loops without a device sync
+    cu_seqlens: torch.Tensor  # (num_seqs + 1,) int32 offsets of each sequence in the flat tokens
+    max_seqlen: int
+    attn_metadata: Any = field(default=None)  # filled once per batch by the attention backend
+
+    @property
+    def num_seqs(self) -> int:
+        return len(self.seq_lens)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @classmethod
+    def from_sequences(
+        cls, sequences: list[np.ndarray], device: str | torch.device, position_offset: int = 0
+    ) -> ForwardBatch:
+        """Pack token-id arrays into one flat batch on `device`."""
+        seq_lens = [int(len(s)) for s in sequences]
+        lens = np.asarray(seq_lens, dtype=np.int64)
+        cu = np.zeros(len(seq_lens) + 1, dtype=np.int32)
+        np.cumsum(lens, out=cu[1:])
+        flat_ids = np.concatenate(sequences).astype(np.int64, copy=False)
+        # position of each token inside its own sequence: global index minus its sequence's start
+        starts = np.repeat(cu[:-1].astype(np.int64), lens)
+        positions = np.arange(cu[-1], dtype=np.int64) - starts + position_offset
+        return cls(
+            input_ids=torch.from_numpy(flat_ids).to(device),
+            positions=torch.from_numpy(positions).to(device),
+            seq_lens=seq_lens,
+            cu_seqlens=torch.from_numpy(cu).to(device),
+            max_seqlen=max(seq_lens),
+        )

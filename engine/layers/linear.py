@@ -1,0 +1,103 @@
+"""Linear layers that shard across tensor-parallel ranks; each parameter knows how to load its own slice."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.layers.parallel_state import all_reduce_sum, tp_rank_and_size
+
+
+def default_weight_loader(param: nn.Parameter, loaded: torch.Tensor) -> None:
+    if param.shape != loaded.shape:
+        raise ValueError(f"weight shape {tuple(loaded.shape)} does not match parameter {tuple(param.shape)}")
+    param.data.copy_(loaded)
+
+
+def _param(*shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.empty(*shape), requires_grad=False)
+
+
+class ColumnParallelLinear(nn.Module):
+    """y = x W^T + b with W's output rows split across ranks; no communication."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.tp_rank, self.tp_size = tp_rank_and_size()
+        if out_features % self.tp_size:
+            raise ValueError(f"output size {out_features} does not divide by tp size {self.tp_size}")
+        self.weight = _param(out_features // self.tp_size, in_features)
+        self.weight.weight_loader = self.weight_loader
+        self.bias = _param(out_features // self.tp_size) if bias else None
+        if self.bias is not None:
+            self.bias.weight_loader = self.weight_loader
+
+    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
+        default_weight_loader(param, loaded.chunk(self.tp_size, 0)[self.tp_rank])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class MergedColumnParallelLinear(ColumnParallelLinear):
+    """Several column-parallel projections of one input fused into one matmul (e.g. gate and up)."""
+
+    def __init__(self, in_features: int, output_sizes: list[int], bias: bool = True):
+        self.output_sizes = output_sizes
+        super().__init__(in_features, sum(output_sizes), bias)
+
+    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: int) -> None:
+        offset = sum(self.output_sizes[:shard_id]) // self.tp_size
+        size = self.output_sizes[shard_id] // self.tp_size
+        default_weight_loader(param.narrow(0, offset, size), loaded.chunk(self.tp_size, 0)[self.tp_rank])
+
+
+class QKVParallelLinear(ColumnParallelLinear):
+    """q, k and v projections fused; heads split across ranks, KV heads replicated when fewer than ranks."""
+
+    def __init__(self, hidden_size: int, head_dim: int, num_heads: int, num_kv_heads: int, bias: bool = True):
+        tp_rank, tp_size = tp_rank_and_size()
+        if num_heads % tp_size:
+            raise ValueError(f"{num_heads} attention heads do not divide by tp size {tp_size}")
+        if num_kv_heads % tp_size and tp_size % num_kv_heads:
+            raise ValueError(f"{num_kv_heads} KV heads cannot be split or replicated over tp size {tp_size}")
+        self.head_dim = head_dim
+        self.num_heads = num_heads // tp_size  # per rank
+        self.num_kv_heads = max(1, num_kv_heads // tp_size)  # per rank
+        self.kv_replicas = max(1, tp_size // num_kv_heads)
+        total = (num_heads + 2 * self.num_kv_heads * tp_size) * head_dim
+        super().__init__(hidden_size, total, bias)
+
+    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: str) -> None:
+        q_size = self.num_heads * self.head_dim
+        kv_size = self.num_kv_heads * self.head_dim
+        if shard_id == "q":
+            offset, size, rank = 0, q_size, self.tp_rank
+        else:
+            offset = q_size if shard_id == "k" else q_size + kv_size
+            size, rank = kv_size, self.tp_rank // self.kv_replicas
+        default_weight_loader(param.narrow(0, offset, size), loaded.narrow(0, rank * size, size))
+
+
+class RowParallelLinear(nn.Module):
+    """y = x W^T + b with W's input columns split across ranks; partial sums all-reduced."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.tp_rank, self.tp_size = tp_rank_and_size()
+        if in_features % self.tp_size:
+            raise ValueError(f"input size {in_features} does not divide by tp size {self.tp_size}")
+        self.weight = _param(out_features, in_features // self.tp_size)
+        self.weight.weight_loader = self.weight_loader
+        self.bias = _param(out_features) if bias else None
+        if self.bias is not None:
+            self.bias.weight_loader = default_weight_loader
+
+    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
+        default_weight_loader(param, loaded.chunk(self.tp_size, 1)[self.tp_rank])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The bias joins on one rank only, so the all-reduce adds it exactly once.
+        y = F.linear(x, self.weight, self.bias if self.tp_rank == 0 else None)
+        return all_reduce_sum(y)

@@ -1,0 +1,61 @@
+"""Loads a model onto its device and turns lists of token-id arrays into pooled float32 vectors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+import numpy as np
+import torch
+
+from engine.attention import create_attention_backend
+from engine.forward_batch import ForwardBatch
+from engine.model_config import ModelConfig
+from engine.models.registry import load_model_class
+from engine.pooling import pool_hidden_states
+from engine.weights import iterate_weights
+
+logger = logging.getLogger(__name__)
+
+_TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+class ModelRunner:
+    def __init__(self, config: ModelConfig, device: str = "cpu", attention_backend: str = "auto"):
+        self.config = config
+        self.device = torch.device(device)
+        self.attn = create_attention_backend(attention_backend, device)
+        started = time.monotonic()
+        model_class = load_model_class(config.architecture)
+        # Build straight into the serving dtype and device so a large model is never held twice.
+        with _default_dtype(_TORCH_DTYPES[config.dtype]), self.device:
+            self.model = model_class(config, self.attn)
+        self.model.load_weights(iterate_weights(config.model_path))
+        self.model.eval()
+        logger.info(
+            "loaded %s (%s, %s) in %.1fs", config.architecture, config.dtype, self.attn.name, time.monotonic() - started
+        )
+
+    @torch.inference_mode()
+    def embed(self, sequences: list[np.ndarray]) -> np.ndarray:
+        """Token-id arrays -> (num_seqs, hidden) float32 pooled vectors, unnormalized."""
+        batch = ForwardBatch.from_sequences(sequences, self.device, self.config.spec.position_offset)
+        self.attn.prepare(batch)
+        hidden = self.model(batch)
+        pooled = pool_hidden_states(hidden, batch.cu_seqlens, self.config.pooling)
+        return pooled.cpu().numpy()
+
+    def warmup(self) -> None:
+        """One small forward so the first request does not pay for lazy initialisation."""
+        self.embed([np.arange(1, 9, dtype=np.int32) % self.config.vocab_size])

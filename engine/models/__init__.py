@@ -1,0 +1,1 @@
+"""Model families, one file each, registered by HF architecture name in registry.py."""

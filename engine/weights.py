@@ -1,0 +1,63 @@
+"""Streams (name, tensor) pairs from a folder's single or sharded safetensors files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+
+def safetensors_files(model_path: str | Path) -> list[Path]:
+    root = Path(model_path)
+    index = root / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        return [root / name for name in sorted(set(weight_map.values()))]
+    files = sorted(root.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no .safetensors weights in {root}")
+    return files
+
+
+def iterate_weights(model_path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield every tensor once, one file open at a time, so memory holds one tensor beyond the model."""
+    for file in safetensors_files(model_path):
+        with safe_open(str(file), framework="pt") as f:
+            for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+                yield name, f.get_tensor(name)
+
+
+def load_renamed_weights(
+    module: torch.nn.Module,
+    weights: Iterator[tuple[str, torch.Tensor]],
+    map_name,
+) -> None:
+    """Copy checkpoint tensors into `module`'s parameters.
+
+    `map_name(hf_name)` returns (parameter name, shard id or None), or None to skip the tensor.
+    Every parameter must be loaded; an unknown tensor is an error, not a silent skip.
+    """
+    from engine.layers.linear import default_weight_loader
+
+    params = dict(module.named_parameters())
+    loaded: set[str] = set()
+    for hf_name, tensor in weights:
+        mapped = map_name(hf_name)
+        if mapped is None:
+            continue
+        name, shard_id = mapped
+        if name not in params:
+            raise ValueError(f"unexpected weight {hf_name!r} in checkpoint")
+        param = params[name]
+        loader = getattr(param, "weight_loader", default_weight_loader)
+        if shard_id is None:
+            loader(param, tensor)
+        else:
+            loader(param, tensor, shard_id)
+        loaded.add(name)
+    missing = sorted(set(params) - loaded)
+    if missing:
+        raise ValueError(f"checkpoint lacks weights for {missing[:5]}{' ...' if len(missing) > 5 else ''}")

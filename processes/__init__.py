@@ -1,0 +1,1 @@
+"""Process entry points (scheduler, result), the IPC message structs and the ZMQ channels between them."""

@@ -1,0 +1,75 @@
+"""Every message that crosses a process boundary, in one module: keep it that way.
+
+Arrays travel as raw bytes plus dtype and shape (never pickled, never lists of numbers).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+
+class RawArray(msgspec.Struct, array_like=True, gc=False):
+    data: bytes
+    dtype: str
+    shape: tuple[int, ...]
+
+    @classmethod
+    def from_numpy(cls, array: np.ndarray) -> RawArray:
+        array = np.ascontiguousarray(array)
+        return cls(array.tobytes(), array.dtype.str, tuple(array.shape))
+
+    def to_numpy(self) -> np.ndarray:
+        """A read-only view over the received bytes; no copy."""
+        return np.frombuffer(self.data, dtype=np.dtype(self.dtype)).reshape(self.shape)
+
+
+# frontend -> scheduler
+
+
+class EmbedRequest(msgspec.Struct, tag=True, array_like=True, omit_defaults=True, gc=False):
+    """One HTTP request: all its inputs' token ids concatenated, with each input's length."""
+
+    rid: str
+    token_ids: RawArray  # (total_tokens,) int32
+    seq_lens: RawArray  # (num_inputs,) int32
+    encoding_format: str = "float"
+    dimensions: int | None = None
+    prompt_tokens: int = 0
+
+
+class AbortRequest(msgspec.Struct, tag=True, array_like=True, gc=False):
+    rid: str
+
+
+SchedulerInput = EmbedRequest | AbortRequest
+
+
+# scheduler -> result process
+
+
+class RequestOutput(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
+    """A finished request: its pooled vectors (unnormalized, full size) or an error."""
+
+    rid: str
+    embeddings: RawArray | None = None  # (num_inputs, embedding_dim) float32
+    encoding_format: str = "float"
+    dimensions: int | None = None
+    prompt_tokens: int = 0
+    error: str | None = None
+    status: int = 200
+
+
+class BatchOutput(msgspec.Struct, array_like=True, gc=False):
+    outputs: list[RequestOutput]
+
+
+# result process -> frontend
+
+
+class EmbedResponse(msgspec.Struct, array_like=True, gc=False):
+    """The HTTP response ready to send: status and the serialized JSON body."""
+
+    rid: str
+    status: int
+    body: bytes

@@ -1,0 +1,43 @@
+"""Turns pooled vectors into the final OpenAI JSON body: truncate, then L2-normalize, then encode."""
+
+from __future__ import annotations
+
+import base64
+
+import msgspec
+import numpy as np
+
+from processes.messages import RequestOutput
+
+_json = msgspec.json.Encoder()
+
+
+def finish_vectors(vectors: np.ndarray, dimensions: int | None, normalize: bool) -> np.ndarray:
+    """Matryoshka truncation first, then normalization, as the models were trained."""
+    if dimensions is not None:
+        vectors = vectors[:, :dimensions]
+    if normalize:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.maximum(norms, 1e-12)
+    return np.ascontiguousarray(vectors, dtype="<f4")
+
+
+def encode_embeddings_body(output: RequestOutput, model_name: str, normalize: bool) -> bytes:
+    vectors = finish_vectors(output.embeddings.to_numpy(), output.dimensions, normalize)
+    if output.encoding_format == "base64":
+        encoded = [base64.b64encode(row.tobytes()).decode("ascii") for row in vectors]
+    else:
+        encoded = vectors.tolist()
+    return _json.encode(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "embedding": e, "index": i} for i, e in enumerate(encoded)],
+            "model": model_name,
+            "usage": {"prompt_tokens": output.prompt_tokens, "total_tokens": output.prompt_tokens},
+        }
+    )
+
+
+def encode_error_body(message: str, status: int) -> bytes:
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return _json.encode({"error": {"message": message, "type": kind, "param": None, "code": status}})

@@ -1,0 +1,61 @@
+"""The scheduler process: receives requests, forms token-budget batches, runs the model, sends vectors on."""
+
+from __future__ import annotations
+
+import logging
+from multiprocessing.connection import Connection
+
+import torch
+import zmq
+
+from engine.batch_queue import BatchQueue
+from engine.model_config import ModelConfig
+from engine.model_runner import ModelRunner
+from processes.channels import PullChannel, PushChannel
+from processes.ipc import IpcAddresses
+from processes.lifecycle import init_child_process, report_failure, report_ready
+from processes.messages import AbortRequest, BatchOutput, SchedulerInput
+from server.args import ServerArgs
+
+logger = logging.getLogger(__name__)
+
+
+def run_scheduler_process(args: ServerArgs, model_config: ModelConfig, ipc: IpcAddresses, ready: Connection) -> None:
+    init_child_process("scheduler", args.log_level)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    try:
+        runner = ModelRunner(model_config, args.resolved_device(), args.attention_backend)
+        runner.warmup()
+        context = zmq.Context()
+        inbox = PullChannel(context, ipc.scheduler, SchedulerInput, bind=True)
+        outbox = PushChannel[BatchOutput](context, ipc.result)
+    except Exception as error:
+        logger.exception("scheduler failed to start")
+        report_failure(ready, error)
+        raise SystemExit(1) from error
+    report_ready(ready, {"device": str(runner.device), "attention_backend": runner.attn.name})
+    queue = BatchQueue(args.max_prefill_tokens, args.max_running_requests)
+    serve_forever(runner, queue, inbox, outbox)
+
+
+def serve_forever(runner: ModelRunner, queue: BatchQueue, inbox: PullChannel, outbox: PushChannel) -> None:
+    while True:
+        # Sleep in recv while idle; while work is queued, only pick up what has already arrived.
+        for message in inbox.recv_all(block=len(queue) == 0):
+            if isinstance(message, AbortRequest):
+                queue.abort(message.rid)
+            else:
+                queue.add(message)
+        batch = queue.next_batch()
+        if not batch:
+            continue
+        try:
+            vectors = runner.embed([item.token_ids for item in batch])
+        except Exception as error:  # one bad batch fails its requests, not the server
+            logger.exception("forward pass failed for %d inputs", len(batch))
+            outputs = queue.fail(batch, f"forward pass failed: {type(error).__name__}: {error}")
+        else:
+            outputs = queue.complete(batch, vectors)
+        if outputs:
+            outbox.send(BatchOutput(outputs))

@@ -1,0 +1,1 @@
+"""The HTTP frontend, CLI, launcher and tokenization side of embedserve."""

@@ -1,0 +1,78 @@
+"""The frontend's side of the engine: sends requests to the scheduler, matches results to waiting handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import zmq.asyncio
+
+from processes.channels import AsyncPullChannel, AsyncPushChannel
+from processes.ipc import IpcAddresses
+from processes.messages import AbortRequest, EmbedRequest, EmbedResponse, RawArray, SchedulerInput
+from server.errors import APIError
+from server.tokenizer_manager import TokenizedInputs
+
+logger = logging.getLogger(__name__)
+
+
+class EngineClient:
+    def __init__(self, ipc: IpcAddresses):
+        self._ipc = ipc
+        self._pending: dict[str, asyncio.Future[EmbedResponse]] = {}
+        self.dead_reason: str | None = None  # set once a child process has died
+        self._receiver: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._context = zmq.asyncio.Context()
+        self._to_scheduler = AsyncPushChannel[SchedulerInput](self._context, self._ipc.scheduler)
+        self._from_results = AsyncPullChannel(self._context, self._ipc.frontend, EmbedResponse, bind=True)
+        self._receiver = asyncio.create_task(self._receive_forever())
+
+    async def stop(self) -> None:
+        if self._receiver is not None:
+            self._receiver.cancel()
+        self._to_scheduler.close()
+        self._from_results.close()
+        self._context.term()
+
+    @property
+    def num_pending(self) -> int:
+        return len(self._pending)
+
+    async def embed(
+        self, rid: str, inputs: TokenizedInputs, encoding_format: str, dimensions: int | None
+    ) -> EmbedResponse:
+        if self.dead_reason is not None:
+            raise APIError(f"the engine is down: {self.dead_reason}", status=503)
+        future: asyncio.Future[EmbedResponse] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        request = EmbedRequest(
+            rid=rid,
+            token_ids=RawArray.from_numpy(inputs.token_ids),
+            seq_lens=RawArray.from_numpy(inputs.seq_lens),
+            encoding_format=encoding_format,
+            dimensions=dimensions,
+            prompt_tokens=inputs.num_tokens,
+        )
+        try:
+            self._to_scheduler.send_nowait(request)
+            return await future
+        finally:
+            if self._pending.pop(rid, None) is not None and not future.done() and self.dead_reason is None:
+                # The handler was cancelled (client gone): drop the work before it reaches the model.
+                self._to_scheduler.send_nowait(AbortRequest(rid))
+
+    def fail_all(self, reason: str) -> None:
+        """A child died: every waiting request gets a 503 now rather than hanging."""
+        self.dead_reason = reason
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(APIError(f"the engine is down: {reason}", status=503))
+
+    async def _receive_forever(self) -> None:
+        while True:
+            response = await self._from_results.recv()
+            future = self._pending.get(response.rid)
+            if future is not None and not future.done():
+                future.set_result(response)

@@ -1,0 +1,163 @@
+"""Starts the scheduler and result processes, waits until the model is warm, serves HTTP, and stops them all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import sys
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+
+import uvicorn
+import uvloop
+
+from engine.model_config import ModelConfig, ModelConfigError
+from engine.models.registry import UnsupportedModelError
+from processes.ipc import IpcAddresses
+from processes.result_process import run_result_process
+from processes.scheduler_process import run_scheduler_process
+from server.app import FrontendState, build_app
+from server.args import ServerArgs, ServerArgsError, default_model_path
+from server.engine_client import EngineClient
+from server.tokenizer_manager import TokenizerManager
+
+logger = logging.getLogger("embedserve")
+
+
+class StartupError(RuntimeError):
+    """A child process failed before it was ready."""
+
+
+def _stop_on_signal(signum, frame) -> None:
+    raise SystemExit(0)
+
+
+def launch_server(args: ServerArgs) -> int:
+    """Run the whole server in the foreground; returns the process exit code."""
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s [frontend] %(levelname)s %(name)s: %(message)s"
+    )
+    if args.model_path is None:
+        args.model_path = default_model_path()
+        logger.info("no --model-path given: serving the embedded default all-MiniLM-L6-v2 from %s", args.model_path)
+    device = args.resolved_device()
+    try:
+        model_config = ModelConfig.load(
+            args.model_path, args.model_overrides(), args.context_length, args.dtype, device
+        )
+    except (ModelConfigError, UnsupportedModelError, ServerArgsError, OSError) as error:
+        logger.error("cannot serve %s: %s", args.model_path, error)
+        return 2
+    served_name = args.served_model_name or args.model_path
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    ipc = IpcAddresses.create()
+    children: list[BaseProcess] = []
+    try:
+        children = _start_children(args, model_config, served_name, ipc)
+        tokenizer = TokenizerManager(model_config, args.trust_remote_code, args.allow_auto_truncate)
+        _wait_until_ready(children)
+        logger.info(
+            "ready: %s (%s, pooling=%s, normalize=%s, dim=%d, context=%d, dtype=%s, device=%s) on http://%s:%d",
+            served_name, model_config.architecture, model_config.pooling, model_config.normalize,
+            model_config.embedding_dim, model_config.context_length, model_config.dtype, device, args.host, args.port,
+        )  # fmt: skip
+        state = FrontendState(args, model_config, served_name, tokenizer, EngineClient(ipc))
+        return _serve_http(state, children)
+    except StartupError as error:
+        logger.error("startup failed: %s", error)
+        return 1
+    finally:
+        _stop_children(children)
+        ipc.remove()
+
+
+def _start_children(args: ServerArgs, config: ModelConfig, served_name: str, ipc: IpcAddresses) -> list[BaseProcess]:
+    ctx = multiprocessing.get_context("spawn")
+    result_ready, result_ready_w = ctx.Pipe(duplex=False)
+    sched_ready, sched_ready_w = ctx.Pipe(duplex=False)
+    result = ctx.Process(
+        target=run_result_process,
+        args=(ipc, served_name, config.normalize, args.log_level, result_ready_w),
+        name="embedserve-result",
+    )
+    scheduler = ctx.Process(
+        target=run_scheduler_process, args=(args, config, ipc, sched_ready_w), name="embedserve-scheduler"
+    )
+    children = []
+    for proc, ready in ((result, result_ready), (scheduler, sched_ready)):
+        proc.start()
+        proc.ready_conn = ready  # type: ignore[attr-defined]
+        children.append(proc)
+    result_ready_w.close()
+    sched_ready_w.close()
+    return children
+
+
+def _wait_until_ready(children: list[BaseProcess]) -> None:
+    waiting = {proc.ready_conn: proc for proc in children}  # type: ignore[attr-defined]
+    while waiting:
+        for conn in wait(list(waiting)):
+            proc = waiting.pop(conn)
+            try:
+                status, detail = conn.recv()
+            except EOFError:
+                proc.join(timeout=5)
+                raise StartupError(f"{proc.name} exited with code {proc.exitcode} before it was ready") from None
+            if status != "ready":
+                raise StartupError(f"{proc.name}: {detail}")
+            logger.info("%s ready %s", proc.name, detail or "")
+
+
+def _serve_http(state: FrontendState, children: list[BaseProcess]) -> int:
+    args = state.args
+    app = build_app(state)
+    config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", log_level=args.log_level.lower(), access_log=False)  # fmt: skip
+    server = uvicorn.Server(config)
+    exit_code = 0
+
+    def watch_children() -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_death(proc: BaseProcess) -> None:
+            nonlocal exit_code
+            for p in children:
+                loop.remove_reader(p.sentinel)
+            proc.join(timeout=1)
+            reason = f"{proc.name} died with exit code {proc.exitcode}"
+            logger.error("%s; failing in-flight requests and shutting down", reason)
+            state.engine.fail_all(reason)
+            exit_code = 1
+            loop.call_later(args.child_death_exit_delay, setattr, server, "should_exit", True)
+
+        for proc in children:
+            # The sentinel becomes readable when the process ends: no polling.
+            loop.add_reader(proc.sentinel, on_death, proc)
+
+    state.on_startup.append(watch_children)
+    uvloop.run(server.serve())
+    if not server.started and exit_code == 0:
+        return 1  # e.g. the port was taken
+    return exit_code
+
+
+def _stop_children(children: list[BaseProcess]) -> None:
+    # Children ignore SIGTERM (see processes/lifecycle.py) and hold no state worth saving: kill them.
+    for proc in children:
+        if proc.is_alive():
+            proc.kill()
+    for proc in children:
+        proc.join()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from server.cli import parse_serve_args
+
+    try:
+        args = parse_serve_args(argv)
+    except ServerArgsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(launch_server(args))

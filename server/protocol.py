@@ -1,0 +1,89 @@
+"""The /v1/embeddings request: decoding, and validation of every field into clear 400 errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine.model_config import ModelConfig
+from server.errors import APIError
+
+ENCODING_FORMATS = ("float", "base64")
+
+
+class EmbeddingRequest(msgspec.Struct, kw_only=True):
+    input: Any
+    model: str | None = None
+    encoding_format: str | None = None
+    dimensions: int | None = None
+    user: str | None = None
+
+
+def decode_embedding_request(body: bytes) -> EmbeddingRequest:
+    try:
+        return msgspec.json.decode(body, type=EmbeddingRequest)
+    except msgspec.ValidationError as error:
+        param = str(error).rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in str(error) else None
+        raise APIError(f"invalid request: {error}", param=param) from None
+    except msgspec.DecodeError as error:
+        raise APIError(f"request body is not valid JSON: {error}") from None
+
+
+def _is_token_id(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def parse_inputs(value: Any) -> list[str | list[int]]:
+    """Each item of `input` as a text or a token-id list; every malformed shape is a 400 naming the item."""
+    if isinstance(value, str):
+        items: list[Any] = [value]
+    elif isinstance(value, list):
+        if not value:
+            raise APIError("input must not be an empty list", param="input")
+        # a flat list of ints is one input given as token ids
+        items = [value] if all(_is_token_id(x) for x in value) else value
+    else:
+        raise APIError("input must be a string, a list of strings, or token ids", param="input")
+    for index, item in enumerate(items):
+        where = "input" if len(items) == 1 and not isinstance(value, list) else f"input[{index}]"
+        if isinstance(item, str):
+            if not item.strip():
+                raise APIError(f"{where} is empty or only whitespace", param="input")
+        elif isinstance(item, list):
+            if not item:
+                raise APIError(f"{where} is an empty token-id list", param="input")
+            if not all(_is_token_id(t) for t in item):
+                raise APIError(f"{where} must be a list of integer token ids", param="input")
+        elif isinstance(item, dict):
+            raise APIError(f"{where}: this model takes text or token ids, not multimodal items", param="input")
+        else:
+            raise APIError(
+                f"{where} has type {type(item).__name__}; expected a string or a list of token ids", param="input"
+            )
+    return items
+
+
+def check_encoding_format(value: str | None) -> str:
+    fmt = value or "float"
+    if fmt not in ENCODING_FORMATS:
+        raise APIError(f"encoding_format must be 'float' or 'base64', not {fmt!r}", param="encoding_format")
+    return fmt
+
+
+def check_dimensions(dimensions: int | None, config: ModelConfig) -> int | None:
+    """Matryoshka rules: only on Matryoshka models, at least 1, within the listed sizes, at most the vector size."""
+    if dimensions is None:
+        return None
+    if not config.is_matryoshka:
+        raise APIError("this model does not support Matryoshka embeddings; omit dimensions", param="dimensions")
+    if dimensions < 1:
+        raise APIError(f"dimensions must be at least 1, got {dimensions}", param="dimensions")
+    if dimensions > config.embedding_dim:
+        raise APIError(
+            f"dimensions {dimensions} exceeds the model's embedding size {config.embedding_dim}", param="dimensions"
+        )
+    allowed = config.matryoshka_dimensions
+    if allowed and dimensions not in allowed:
+        raise APIError(f"dimensions {dimensions} is not supported; allowed values: {list(allowed)}", param="dimensions")
+    return dimensions

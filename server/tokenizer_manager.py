@@ -1,0 +1,69 @@
+"""Turns validated inputs into token-id arrays: whole-batch tokenization, id checks, context-length policy."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from transformers import AutoTokenizer
+
+from engine.model_config import ModelConfig
+from server.errors import APIError
+
+
+@dataclass(frozen=True)
+class TokenizedInputs:
+    token_ids: np.ndarray  # (total_tokens,) int32, all inputs concatenated
+    seq_lens: np.ndarray  # (num_inputs,) int32
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.token_ids.shape[0])
+
+
+class TokenizerManager:
+    def __init__(self, config: ModelConfig, trust_remote_code: bool, allow_auto_truncate: bool):
+        # Over-long inputs are our error to report; silence the tokenizer's own warning about them.
+        logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
+        self.tokenizer = AutoTokenizer.from_pretrained(config.model_path, trust_remote_code=trust_remote_code)
+        self.context_length = config.context_length
+        self.vocab_size = config.vocab_size
+        self.allow_auto_truncate = allow_auto_truncate
+
+    def tokenize(self, items: list[str | list[int]]) -> TokenizedInputs:
+        texts = [(i, item) for i, item in enumerate(items) if isinstance(item, str)]
+        sequences: list[list[int]] = [item if isinstance(item, list) else [] for item in items]
+        if texts:
+            encoded = self.tokenizer(
+                [text for _, text in texts],
+                add_special_tokens=True,
+                truncation=self.allow_auto_truncate,
+                max_length=self.context_length if self.allow_auto_truncate else None,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            for (i, _), ids in zip(texts, encoded, strict=True):
+                sequences[i] = ids
+        for i, ids in enumerate(sequences):
+            if isinstance(items[i], list):
+                self._check_token_ids(i, ids)
+            if len(ids) > self.context_length:
+                if not self.allow_auto_truncate:
+                    raise APIError(
+                        f"input[{i}] has {len(ids)} tokens, more than the model's context length of "
+                        f"{self.context_length}; shorten it or start the server with --allow-auto-truncate",
+                        param="input",
+                    )
+                sequences[i] = ids[: self.context_length]
+        lens = np.fromiter((len(s) for s in sequences), dtype=np.int32, count=len(sequences))
+        flat = np.fromiter((t for s in sequences for t in s), dtype=np.int32, count=int(lens.sum()))
+        return TokenizedInputs(flat, lens)
+
+    def _check_token_ids(self, index: int, ids: list[int]) -> None:
+        low, high = min(ids), max(ids)
+        if low < 0 or high >= self.vocab_size:
+            bad = low if low < 0 else high
+            raise APIError(
+                f"input[{index}] has token id {bad}, outside the vocabulary 0..{self.vocab_size - 1}", param="input"
+            )
