@@ -40,9 +40,16 @@ class ForwardBatch:
         starts = np.repeat(cu[:-1].astype(np.int64), lens)
         positions = np.arange(cu[-1], dtype=np.int64) - starts + position_offset
         return cls(
-            input_ids=torch.from_numpy(flat_ids).to(device),
-            positions=torch.from_numpy(positions).to(device),
+            input_ids=to_device(torch.from_numpy(flat_ids), device),
+            positions=to_device(torch.from_numpy(positions), device),
             seq_lens=seq_lens,
-            cu_seqlens=torch.from_numpy(cu).to(device),
+            cu_seqlens=to_device(torch.from_numpy(cu), device),
             max_seqlen=max(seq_lens),
         )
+
+
+def to_device(host: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """Host -> device copy; on CUDA through pinned memory without blocking, so the CPU can go on preparing."""
+    if torch.device(device).type != "cuda":
+        return host
+    return host.pin_memory().to(device, non_blocking=True)

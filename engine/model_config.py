@@ -33,6 +33,10 @@ class ModelConfig:
     is_matryoshka: bool
     dtype: str
 
+    @property
+    def head_dims(self) -> set[int]:
+        return attention_head_dims(self.hf)
+
     @classmethod
     def load(
         cls,
@@ -83,6 +87,19 @@ class ModelConfig:
             is_matryoshka=bool(matryoshka) or bool(hf.get("is_matryoshka")),
             dtype=resolve_dtype(dtype, device),
         )
+
+
+def attention_head_dims(hf: dict[str, Any]) -> set[int]:
+    """Head sizes of every attention stack in the config, nested towers (text_config, vision_config) included."""
+    dims = set()
+    if hf.get("num_attention_heads"):
+        dims.add(int(hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"]))
+    elif hf.get("num_heads") and hf.get("embed_dim"):  # Qwen2-VL's vision tower names them so
+        dims.add(int(hf["embed_dim"]) // int(hf["num_heads"]))
+    for value in hf.values():
+        if isinstance(value, dict):
+            dims |= attention_head_dims(value)
+    return dims
 
 
 def resolve_dtype(dtype: str, device: str) -> str:

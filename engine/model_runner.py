@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from engine.attention import create_attention_backend
+from engine.attention import choose_backend_name, create_attention_backend
 from engine.forward_batch import ForwardBatch
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
@@ -35,7 +35,8 @@ class ModelRunner:
     def __init__(self, config: ModelConfig, device: str = "cpu", attention_backend: str = "auto"):
         self.config = config
         self.device = torch.device(device)
-        self.attn = create_attention_backend(attention_backend, device)
+        backend = choose_backend_name(attention_backend, str(self.device), config.head_dims, config.dtype)
+        self.attn = create_attention_backend(backend, str(self.device))
         started = time.monotonic()
         model_class = load_model_class(config.architecture)
         # Build straight into the serving dtype and device so a large model is never held twice.

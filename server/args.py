@@ -35,7 +35,10 @@ class ServerArgs:
     allow_auto_truncate: bool = _opt(False, "truncate inputs longer than the context length instead of rejecting them")
     # runtime
     device: str = _opt("auto", "auto (cuda when available, else cpu), cpu or cuda")
-    attention_backend: str = _opt("auto", "auto, torch_native (sdpa); flashinfer and triton are reserved names")
+    attention_backend: str = _opt(
+        "auto",
+        "auto (flashinfer on CUDA when installed, else torch_native), flashinfer, torch_native (alias sdpa); triton is reserved",
+    )
     max_prefill_tokens: int = _opt(16384, "token budget of one forward batch")
     max_running_requests: int = _opt(256, "most inputs in one forward batch")
     num_threads: int | None = _opt(None, "torch threads in the scheduler; default: torch's choice (the cores)")
@@ -53,6 +56,12 @@ class ServerArgs:
             raise ServerArgsError(f"--port {self.port} is not a valid port")
         if self.tp_size != 1:
             raise ServerArgsError("--tp-size above 1 is not supported in this version")
+        from engine.attention import BACKEND_NAMES
+
+        if self.attention_backend not in BACKEND_NAMES:
+            raise ServerArgsError(
+                f"--attention-backend {self.attention_backend!r} is not one of {', '.join(BACKEND_NAMES)}"
+            )
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             raise ServerArgsError(f"--log-level {self.log_level!r} is not a log level")
         self.model_overrides()  # fail at startup on bad JSON
