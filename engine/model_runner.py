@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -32,7 +33,14 @@ def _default_dtype(dtype: torch.dtype):
 
 
 class ModelRunner:
-    def __init__(self, config: ModelConfig, device: str = "cpu", attention_backend: str = "auto"):
+    def __init__(
+        self,
+        config: ModelConfig,
+        device: str = "cpu",
+        attention_backend: str = "auto",
+        weights: Iterable[tuple[str, torch.Tensor]] | None = None,
+    ):
+        """`weights` defaults to the folder's safetensors; benchmarks pass an in-memory state dict."""
         self.config = config
         self.device = torch.device(device)
         backend = choose_backend_name(attention_backend, str(self.device), config.head_dims, config.dtype)
@@ -42,7 +50,7 @@ class ModelRunner:
         # Build straight into the serving dtype and device so a large model is never held twice.
         with _default_dtype(_TORCH_DTYPES[config.dtype]), self.device:
             self.model = model_class(config, self.attn)
-        self.model.load_weights(iterate_weights(config.model_path))
+        self.model.load_weights(iterate_weights(config.model_path) if weights is None else weights)
         self.model.eval()
         logger.info(
             "loaded %s (%s, %s) in %.1fs", config.architecture, config.dtype, self.attn.name, time.monotonic() - started

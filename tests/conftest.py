@@ -34,3 +34,15 @@ def st_model_factory():
         return cache[path]
 
     return get
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU-marked tests are skipped, visibly, where there is no CUDA."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
