@@ -1,0 +1,61 @@
+"""Tensor-parallel process groups over torch.distributed, and rank 0 sharing each batch with the other ranks."""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+# Header layout broadcast before each batch: [command, num_seqs, num_tokens]
+_RUN, _STOP = 1, 0
+
+
+def init_tensor_parallel(rank: int, world_size: int, init_address: str, device: str, timeout_s: float = 600) -> None:
+    """Join the TP group: NCCL on CUDA, gloo on CPU, chosen by the device."""
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(rank % torch.cuda.device_count())
+    dist.init_process_group(
+        backend,
+        init_method=f"tcp://{init_address}",
+        rank=rank,
+        world_size=world_size,
+        timeout=datetime.timedelta(seconds=timeout_s),
+    )
+
+
+def _comm_device() -> torch.device:
+    """Gloo moves host tensors; NCCL moves device tensors."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+class BatchBroadcaster:
+    """Rank 0 sends each batch's token ids and lengths; every other rank receives exactly the same batch."""
+
+    def __init__(self) -> None:
+        self.device = _comm_device()
+
+    def send(self, sequences: list[np.ndarray]) -> None:
+        lens = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        header = torch.tensor([_RUN, len(sequences), int(lens.sum())], dtype=torch.int64)
+        dist.broadcast(header.to(self.device), src=0)
+        payload = np.concatenate([lens, *(s.astype(np.int64) for s in sequences)])
+        dist.broadcast(torch.from_numpy(payload).to(self.device), src=0)
+
+    def send_stop(self) -> None:
+        dist.broadcast(torch.tensor([_STOP, 0, 0], dtype=torch.int64, device=self.device), src=0)
+
+    def receive(self) -> list[np.ndarray] | None:
+        """The next batch's sequences, or None when rank 0 says stop."""
+        header = torch.empty(3, dtype=torch.int64, device=self.device)
+        dist.broadcast(header, src=0)
+        command, num_seqs, num_tokens = header.tolist()
+        if command == _STOP:
+            return None
+        payload = torch.empty(num_seqs + num_tokens, dtype=torch.int64, device=self.device)
+        dist.broadcast(payload, src=0)
+        flat = payload.cpu().numpy()
+        lens, tokens = flat[:num_seqs], flat[num_seqs:].astype(np.int32)
+        return np.split(tokens, np.cumsum(lens)[:-1])

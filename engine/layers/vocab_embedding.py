@@ -1,0 +1,39 @@
+"""An embedding table split by vocabulary rows across tensor-parallel ranks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.layers.linear import default_weight_loader
+from engine.layers.parallel_state import all_reduce_sum, tp_rank_and_size
+
+
+class VocabParallelEmbedding(nn.Module):
+    """Each rank holds a contiguous slice of rows; ids outside it look up zeros, and an all-reduce sums the slices."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int):
+        super().__init__()
+        self.tp_rank, self.tp_size = tp_rank_and_size()
+        self.num_embeddings = num_embeddings
+        self.rows_per_rank = -(-num_embeddings // self.tp_size)  # ceil: the last slice may be short
+        self.start = self.tp_rank * self.rows_per_rank
+        self.end = min(self.start + self.rows_per_rank, num_embeddings)
+        self.weight = nn.Parameter(torch.empty(self.rows_per_rank, embedding_dim), requires_grad=False)
+        self.weight.weight_loader = self.weight_loader
+
+    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
+        if loaded.shape[0] != self.num_embeddings:
+            raise ValueError(f"embedding has {loaded.shape[0]} rows, config says {self.num_embeddings}")
+        param.data.zero_()  # padding rows of a short last slice stay zero
+        default_weight_loader(param[: self.end - self.start], loaded[self.start : self.end])
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.tp_size == 1:
+            return F.embedding(input_ids, self.weight)
+        local = input_ids - self.start
+        outside = (local < 0) | (local >= self.end - self.start)
+        out = F.embedding(local.masked_fill(outside, 0), self.weight)
+        out.masked_fill_(outside.unsqueeze(-1), 0)
+        return all_reduce_sum(out)
