@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +18,8 @@ class _RequestState:
     vectors: np.ndarray | None = None  # (num_inputs, dim) filled as batches finish
     num_done: int = 0
     aborted: bool = False
+    arrived: float = field(default_factory=time.monotonic)
+    first_forward: float | None = None  # when the first forward holding one of its inputs started
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,10 @@ class BatchQueue:
         lens = request.seq_lens.to_numpy()
         bounds = np.concatenate(([0], np.cumsum(lens)))
         sequences = [token_ids[bounds[i] : bounds[i + 1]] for i in range(len(lens))]
-        self._requests[request.rid] = _RequestState(request, sequences)
+        # sent_at is the frontend's time.monotonic(): one clock for every process of a machine, so the
+        # queue time includes any wait in the socket while a forward ran.
+        arrived = min(request.sent_at, time.monotonic()) if request.sent_at else time.monotonic()
+        self._requests[request.rid] = _RequestState(request, sequences, arrived=arrived)
         self._waiting.extend(BatchItem(request.rid, i, seq) for i, seq in enumerate(sequences))
 
     def abort(self, rid: str) -> None:
@@ -74,13 +80,23 @@ class BatchQueue:
             num_tokens += len(item.token_ids)
         return batch
 
-    def complete(self, batch: list[BatchItem], vectors: np.ndarray) -> list[RequestOutput]:
-        """Store each input's vector; return the requests that are now whole."""
+    def complete(
+        self, batch: list[BatchItem], vectors: np.ndarray, started: float | None = None, ended: float | None = None
+    ) -> list[RequestOutput]:
+        """Store each input's vector; return the requests that are now whole.
+
+        `started` and `ended` (time.monotonic) bound the forward that produced `vectors`; they give
+        each request its queue and inference times.
+        """
+        ended = time.monotonic() if ended is None else ended
+        started = ended if started is None else started
         finished = []
         for item, vector in zip(batch, vectors, strict=True):
             state = self._requests.get(item.rid)
             if state is None:
                 continue
+            if state.first_forward is None:
+                state.first_forward = started
             if state.vectors is None:
                 state.vectors = np.empty((len(state.sequences), vectors.shape[1]), dtype=np.float32)
             state.vectors[item.index] = vector
@@ -95,6 +111,8 @@ class BatchQueue:
                         encoding_format=req.encoding_format,
                         dimensions=req.dimensions,
                         prompt_tokens=req.prompt_tokens,
+                        queue_time=max(state.first_forward - state.arrived, 0.0),
+                        inference_time=max(ended - state.first_forward, 0.0),
                     )
                 )
         return finished

@@ -50,7 +50,7 @@ class ModelRunner:
         # Build straight into the serving dtype and device so a large model is never held twice.
         with _default_dtype(_TORCH_DTYPES[config.dtype]), self.device:
             self.model = model_class(config, self.attn)
-        self.model.load_weights(iterate_weights(config.model_path) if weights is None else weights)
+        self.model.load_weights(iterate_weights(config.model_path, progress=True) if weights is None else weights)
         self.model.eval()
         logger.info(
             "loaded %s (%s, %s) in %.1fs", config.architecture, config.dtype, self.attn.name, time.monotonic() - started

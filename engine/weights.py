@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from tqdm import tqdm
 
 
 def safetensors_files(model_path: str | Path) -> list[Path]:
@@ -22,12 +24,25 @@ def safetensors_files(model_path: str | Path) -> list[Path]:
     return files
 
 
-def iterate_weights(model_path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield every tensor once, one file open at a time, so memory holds one tensor beyond the model."""
-    for file in safetensors_files(model_path):
-        with safe_open(str(file), framework="pt") as f:
-            for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                yield name, f.get_tensor(name)
+def iterate_weights(model_path: str | Path, progress: bool = False) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield every tensor once, one file open at a time, so memory holds one tensor beyond the model.
+
+    With `progress`, a bar on stderr counts the tensors loaded (shown when the log level is info or lower).
+    """
+    files = safetensors_files(model_path)
+    show = progress and logging.getLogger(__name__).isEnabledFor(logging.INFO)
+    total = sum(_num_tensors(file) for file in files) if show else None  # reads only the headers
+    with tqdm(total=total, desc="Loading weights", unit="tensor", disable=not show) as bar:
+        for file in files:
+            with safe_open(str(file), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+                    yield name, f.get_tensor(name)
+                    bar.update(1)
+
+
+def _num_tensors(file: Path) -> int:
+    with safe_open(str(file), framework="pt") as f:
+        return len(f.keys())
 
 
 def load_renamed_weights(

@@ -36,6 +36,7 @@ class EmbedRequest(msgspec.Struct, tag=True, array_like=True, omit_defaults=True
     encoding_format: str = "float"
     dimensions: int | None = None
     prompt_tokens: int = 0
+    sent_at: float = 0.0  # the frontend's time.monotonic() when it sent the request
 
 
 class AbortRequest(msgspec.Struct, tag=True, array_like=True, gc=False):
@@ -58,10 +59,22 @@ class RequestOutput(msgspec.Struct, array_like=True, omit_defaults=True, gc=Fals
     prompt_tokens: int = 0
     error: str | None = None
     status: int = 200
+    queue_time: float = 0.0  # seconds from reaching the scheduler to its first forward
+    inference_time: float = 0.0  # seconds from its first forward's start to its last forward's end
+
+
+class BatchStats(msgspec.Struct, array_like=True, gc=False):
+    """One forward pass, as the frontend's metrics see it."""
+
+    num_inputs: int
+    num_tokens: int
+    forward_time: float  # seconds
+    waiting_inputs: int  # inputs left in the scheduler's queue once this batch was formed
 
 
 class BatchOutput(msgspec.Struct, array_like=True, gc=False):
     outputs: list[RequestOutput]
+    batches: list[BatchStats] = []  # the forwards run since the previous BatchOutput
 
 
 # result process -> frontend
@@ -73,3 +86,6 @@ class EmbedResponse(msgspec.Struct, array_like=True, gc=False):
     rid: str
     status: int
     body: bytes
+    queue_time: float = 0.0
+    inference_time: float = 0.0
+    batches: list[BatchStats] = []  # carried by one response per BatchOutput, for the metrics

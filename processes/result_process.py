@@ -27,9 +27,14 @@ def run_result_process(ipc: IpcAddresses, model_name: str, normalize: bool, log_
         raise SystemExit(1) from error
     report_ready(ready)
     while True:
-        for output in inbox.recv().outputs:
+        message = inbox.recv()
+        batches = message.batches  # reported once, on the first response of the message
+        for output in message.outputs:
             if output.error is not None:
                 body = encode_error_body(output.error, output.status)
             else:
                 body = encode_embeddings_body(output, model_name, normalize)
-            outbox.send(EmbedResponse(output.rid, output.status, body))
+            outbox.send(
+                EmbedResponse(output.rid, output.status, body, output.queue_time, output.inference_time, batches)
+            )
+            batches = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from multiprocessing.connection import Connection
 
 import torch
@@ -14,7 +15,7 @@ from engine.model_runner import ModelRunner
 from processes.channels import PullChannel, PushChannel
 from processes.ipc import IpcAddresses
 from processes.lifecycle import init_child_process, report_failure, report_ready
-from processes.messages import AbortRequest, BatchOutput, SchedulerInput
+from processes.messages import AbortRequest, BatchOutput, BatchStats, SchedulerInput
 from server.args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def run_scheduler_process(args: ServerArgs, model_config: ModelConfig, ipc: IpcA
 
 
 def serve_forever(runner: ModelRunner, queue: BatchQueue, inbox: PullChannel, outbox: PushChannel) -> None:
+    stats: list[BatchStats] = []  # forwards not yet reported; they ride on the next BatchOutput
     while True:
         # Sleep in recv while idle; while work is queued, only pick up what has already arrived.
         for message in inbox.recv_all(block=len(queue) == 0):
@@ -50,12 +52,16 @@ def serve_forever(runner: ModelRunner, queue: BatchQueue, inbox: PullChannel, ou
         batch = queue.next_batch()
         if not batch:
             continue
+        num_tokens = sum(len(item.token_ids) for item in batch)
+        started = time.monotonic()
         try:
             vectors = runner.embed([item.token_ids for item in batch])
         except Exception as error:  # one bad batch fails its requests, not the server
             logger.exception("forward pass failed for %d inputs", len(batch))
             outputs = queue.fail(batch, f"forward pass failed: {type(error).__name__}: {error}")
         else:
-            outputs = queue.complete(batch, vectors)
+            outputs = queue.complete(batch, vectors, started, time.monotonic())
+        stats.append(BatchStats(len(batch), num_tokens, time.monotonic() - started, len(queue)))
         if outputs:
-            outbox.send(BatchOutput(outputs))
+            outbox.send(BatchOutput(outputs, stats))
+            stats = []

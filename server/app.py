@@ -1,9 +1,8 @@
-"""The FastAPI app: OpenAI's /v1/embeddings and /v1/models, plus /health and /get_model_info."""
+"""The FastAPI app: OpenAI's /v1/embeddings and /v1/models, /health, /get_model_info; native routes and metrics."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -14,13 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.model_config import ModelConfig
 from server.args import ServerArgs
+from server.embedding_pipeline import run_embedding
 from server.engine_client import EngineClient
 from server.errors import APIError, error_response
+from server.metrics import ServerMetrics, install_metrics
 from server.protocol import check_dimensions, check_encoding_format, decode_embedding_request, parse_inputs
+from server.routes_native import register_native_routes
 from server.tokenizer_manager import TokenizerManager
-
-# Tokenizing this many characters inline would stall the event loop; larger requests go to a thread.
-_INLINE_TOKENIZE_CHARS = 4096
 
 
 @dataclass
@@ -31,6 +30,8 @@ class FrontendState:
     tokenizer: TokenizerManager
     engine: EngineClient
     on_startup: list = field(default_factory=list)  # callables run once the event loop exists
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    engine_info: dict = field(default_factory=dict)  # what the scheduler reported when ready (device, backend)
 
 
 def build_app(state: FrontendState) -> FastAPI:
@@ -47,17 +48,14 @@ def build_app(state: FrontendState) -> FastAPI:
 
     @app.post("/v1/embeddings")
     async def create_embeddings(request: Request) -> Response:
+        started = time.perf_counter()
         req = decode_embedding_request(await request.body())
         encoding_format = check_encoding_format(req.encoding_format)
         dimensions = check_dimensions(req.dimensions, state.model_config)
         items = parse_inputs(req.input)
-        num_chars = sum(len(i) for i in items if isinstance(i, str))
-        if num_chars > _INLINE_TOKENIZE_CHARS:
-            tokens = await asyncio.to_thread(state.tokenizer.tokenize, items)
-        else:
-            tokens = state.tokenizer.tokenize(items)
-        result = await state.engine.embed(uuid.uuid4().hex, tokens, encoding_format, dimensions)
-        return Response(result.body, status_code=result.status, media_type="application/json")
+        outcome = await run_embedding(state, request, started, items, encoding_format, dimensions)
+        headers = outcome.headers(state.engine_info.get("device", state.args.device))
+        return Response(outcome.response.body, outcome.response.status, headers, media_type="application/json")
 
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:
@@ -97,6 +95,8 @@ def build_app(state: FrontendState) -> FastAPI:
             }
         )
 
+    install_metrics(app, state)
+    register_native_routes(app, state)
     return app
 
 

@@ -48,6 +48,9 @@ class ServerArgs:
     port: int = _opt(30000, "port to bind")
     log_level: str = _opt("info", "debug, info, warning or error")
     child_death_exit_delay: float = _opt(2.0, "seconds /health reports 503 after a child dies, before the server exits")
+    # operations
+    log_requests: bool = _opt(False, "log one line per request: id, route, status, sizes and phase timings")
+    config: str | None = _opt(None, "YAML file of these options (keys are the flag names); command-line flags win")
 
     def __post_init__(self) -> None:
         if self.max_prefill_tokens < 1 or self.max_running_requests < 1:
@@ -88,7 +91,8 @@ class ServerArgs:
             flag = "--" + f.name.replace("_", "-")
             help_text = f.metadata["help"]
             if f.type in ("bool", bool):
-                parser.add_argument(flag, action="store_true", default=f.default, help=help_text)
+                # --flag / --no-flag, so a command line can switch off what a --config file switched on
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
                 continue
             kind = {"int": int, "int | None": int, "float": float}.get(str(f.type), str)
             parser.add_argument(flag, type=kind, default=f.default, help=f"{help_text} (default: {f.default})")

@@ -15,7 +15,14 @@ def build_parser(prog: str = "embedserve serve") -> argparse.ArgumentParser:
 
 
 def parse_serve_args(argv: list[str] | None = None, prog: str = "python -m server.launch_server") -> ServerArgs:
-    return ServerArgs.from_cli_args(build_parser(prog).parse_args(argv))
+    """Flags, over the --config file's values, over the defaults."""
+    from server.config_file import load_config_file
+
+    parser = build_parser(prog)
+    config_path = parser.parse_known_args(argv)[0].config
+    if config_path:
+        parser.set_defaults(**load_config_file(config_path))
+    return ServerArgs.from_cli_args(parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 import zmq.asyncio
 
 from processes.channels import AsyncPullChannel, AsyncPushChannel
 from processes.ipc import IpcAddresses
-from processes.messages import AbortRequest, EmbedRequest, EmbedResponse, RawArray, SchedulerInput
+from processes.messages import AbortRequest, BatchStats, EmbedRequest, EmbedResponse, RawArray, SchedulerInput
 from server.errors import APIError
 from server.tokenizer_manager import TokenizedInputs
 
@@ -22,6 +24,7 @@ class EngineClient:
         self._pending: dict[str, asyncio.Future[EmbedResponse]] = {}
         self.dead_reason: str | None = None  # set once a child process has died
         self._receiver: asyncio.Task | None = None
+        self.on_batches: Callable[[list[BatchStats]], None] | None = None  # the metrics' hook for forward stats
 
     async def start(self) -> None:
         self._context = zmq.asyncio.Context()
@@ -54,6 +57,7 @@ class EngineClient:
             encoding_format=encoding_format,
             dimensions=dimensions,
             prompt_tokens=inputs.num_tokens,
+            sent_at=time.monotonic(),
         )
         try:
             self._to_scheduler.send_nowait(request)
@@ -73,6 +77,8 @@ class EngineClient:
     async def _receive_forever(self) -> None:
         while True:
             response = await self._from_results.recv()
+            if response.batches and self.on_batches is not None:
+                self.on_batches(response.batches)
             future = self._pending.get(response.rid)
             if future is not None and not future.done():
                 future.set_result(response)

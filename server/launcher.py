@@ -21,6 +21,7 @@ from processes.scheduler_process import run_scheduler_process
 from server.app import FrontendState, build_app
 from server.args import ServerArgs, ServerArgsError, default_model_path
 from server.engine_client import EngineClient
+from server.startup_summary import startup_summary
 from server.tokenizer_manager import TokenizerManager
 
 logger = logging.getLogger("embedserve")
@@ -58,13 +59,9 @@ def launch_server(args: ServerArgs) -> int:
     try:
         children = _start_children(args, model_config, served_name, ipc)
         tokenizer = TokenizerManager(model_config, args.trust_remote_code, args.allow_auto_truncate)
-        _wait_until_ready(children)
-        logger.info(
-            "ready: %s (%s, pooling=%s, normalize=%s, dim=%d, context=%d, dtype=%s, device=%s) on http://%s:%d",
-            served_name, model_config.architecture, model_config.pooling, model_config.normalize,
-            model_config.embedding_dim, model_config.context_length, model_config.dtype, device, args.host, args.port,
-        )  # fmt: skip
-        state = FrontendState(args, model_config, served_name, tokenizer, EngineClient(ipc))
+        engine_info = _wait_until_ready(children)
+        logger.info(startup_summary(args, model_config, served_name, engine_info))
+        state = FrontendState(args, model_config, served_name, tokenizer, EngineClient(ipc), engine_info=engine_info)
         return _serve_http(state, children)
     except StartupError as error:
         logger.error("startup failed: %s", error)
@@ -96,7 +93,9 @@ def _start_children(args: ServerArgs, config: ModelConfig, served_name: str, ipc
     return children
 
 
-def _wait_until_ready(children: list[BaseProcess]) -> None:
+def _wait_until_ready(children: list[BaseProcess]) -> dict:
+    """Block until every child reports ready; returns what they reported (the scheduler's device and backend)."""
+    reported: dict = {}
     waiting = {proc.ready_conn: proc for proc in children}  # type: ignore[attr-defined]
     while waiting:
         for conn in wait(list(waiting)):
@@ -109,6 +108,8 @@ def _wait_until_ready(children: list[BaseProcess]) -> None:
             if status != "ready":
                 raise StartupError(f"{proc.name}: {detail}")
             logger.info("%s ready %s", proc.name, detail or "")
+            reported.update(detail or {})
+    return reported
 
 
 def _serve_http(state: FrontendState, children: list[BaseProcess]) -> int:

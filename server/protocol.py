@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -10,6 +10,7 @@ from engine.model_config import ModelConfig
 from server.errors import APIError
 
 ENCODING_FORMATS = ("float", "base64")
+T = TypeVar("T")
 
 
 class EmbeddingRequest(msgspec.Struct, kw_only=True):
@@ -21,8 +22,13 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
 
 
 def decode_embedding_request(body: bytes) -> EmbeddingRequest:
+    return decode_request(body, EmbeddingRequest)
+
+
+def decode_request(body: bytes, request_type: type[T]) -> T:
+    """A JSON body as `request_type`; malformed JSON or a mistyped field is a 400 naming the field."""
     try:
-        return msgspec.json.decode(body, type=EmbeddingRequest)
+        return msgspec.json.decode(body, type=request_type)
     except msgspec.ValidationError as error:
         param = str(error).rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in str(error) else None
         raise APIError(f"invalid request: {error}", param=param) from None

@@ -67,3 +67,13 @@ class TokenizerManager:
             raise APIError(
                 f"input[{index}] has token id {bad}, outside the vocabulary 0..{self.vocab_size - 1}", param="input"
             )
+
+    def encode_text(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """One text's token ids as the tokenizer gives them: no context-length policy (for /tokenize)."""
+        encoded = self.tokenizer(
+            text, add_special_tokens=add_special_tokens, return_attention_mask=False, return_token_type_ids=False
+        )
+        return encoded["input_ids"]
+
+    def token_strings(self, token_ids: list[int]) -> list[str]:
+        return self.tokenizer.convert_ids_to_tokens(token_ids)

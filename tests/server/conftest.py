@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support.launch import RunningServer
+from tests.support.launch import PRESETS, RunningServer
 
 
 @pytest.fixture(scope="module")
@@ -24,5 +24,19 @@ def cls_matryoshka_server(bge_style_cls):
         ["--model-path", bge_style_cls, "--is-embedding", "--allow-auto-truncate",
          "--json-model-override-args", overrides, "--served-model-name", "bge-test"]
     )  # fmt: skip
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def preset_server():
+    """The MiniLM preset with one flag overridden on the command line, logging every request.
+
+    Shared by the config, metrics, native-route and LangChain tests (one server instead of four); their
+    assertions compare counters before and after their own traffic, so they do not depend on each other.
+    """
+    server = RunningServer(
+        ["--config", str(PRESETS / "all-minilm-l6-v2.yaml"), "--served-model-name", "from-cli", "--log-requests"]
+    )
     yield server
     server.stop()

@@ -14,6 +14,7 @@ import httpx
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PRESETS = REPO_ROOT / "configs"
 
 
 def free_port() -> int:

@@ -1,0 +1,103 @@
+"""One embedding request from validated inputs to the engine's answer, timed phase by phase for headers, metrics, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from processes.messages import EmbedResponse
+from server.tokenizer_manager import TokenizedInputs, TokenizerManager
+
+if TYPE_CHECKING:
+    from server.app import FrontendState
+
+# Tokenizing this many characters inline would stall the event loop; larger requests go to a thread.
+INLINE_TOKENIZE_CHARS = 4096
+
+
+def count_chars(items: list[str | list[int]]) -> int:
+    return sum(len(i) for i in items if isinstance(i, str))
+
+
+async def tokenize_items(tokenizer: TokenizerManager, items: list[str | list[int]]) -> TokenizedInputs:
+    if count_chars(items) > INLINE_TOKENIZE_CHARS:
+        return await asyncio.to_thread(tokenizer.tokenize, items)
+    return tokenizer.tokenize(items)
+
+
+@dataclass(frozen=True)
+class EmbedTiming:
+    """Seconds spent in each phase of one request, named as text-embeddings-inference names them."""
+
+    total: float  # from the handler's start to the engine's answer
+    tokenization: float  # validation and tokenization, until the request is sent to the scheduler
+    queue: float  # waiting for the first forward pass
+    inference: float  # first forward's start to last forward's end
+
+
+@dataclass(frozen=True)
+class EmbedOutcome:
+    rid: str
+    response: EmbedResponse
+    tokens: TokenizedInputs
+    num_chars: int
+    timing: EmbedTiming
+
+    def headers(self, device: str) -> dict[str, str]:
+        """TEI's response headers: whole milliseconds, as TEI sends them, plus the sizes it reports."""
+        t = self.timing
+        return {
+            "x-request-id": self.rid,
+            "x-compute-type": device,
+            "x-compute-characters": str(self.num_chars),
+            "x-compute-tokens": str(self.tokens.num_tokens),
+            "x-total-time": str(int(t.total * 1e3)),
+            "x-tokenization-time": str(int(t.tokenization * 1e3)),
+            "x-queue-time": str(int(t.queue * 1e3)),
+            "x-inference-time": str(int(t.inference * 1e3)),
+        }
+
+
+async def run_embedding(
+    state: FrontendState,
+    request: Request,
+    started: float,
+    items: list[str | list[int]],
+    encoding_format: str,
+    dimensions: int | None,
+) -> EmbedOutcome:
+    """Tokenize `items`, embed them, and record the request in the metrics and the request log.
+
+    `started` is the handler's time.perf_counter() before it read the body.
+    """
+    tokens = await tokenize_items(state.tokenizer, items)
+    tokenized = time.perf_counter()
+    rid = uuid.uuid4().hex
+    response = await state.engine.embed(rid, tokens, encoding_format, dimensions)
+    timing = EmbedTiming(
+        total=time.perf_counter() - started,
+        tokenization=tokenized - started,
+        queue=response.queue_time,
+        inference=response.inference_time,
+    )
+    outcome = EmbedOutcome(rid, response, tokens, count_chars(items), timing)
+    if response.status == 200:
+        state.metrics.observe_request(
+            len(tokens.seq_lens), tokens.num_tokens, timing.tokenization, timing.queue, timing.inference
+        )
+    request.state.log_fields = {
+        "id": rid,
+        "inputs": len(tokens.seq_lens),
+        "tokens": tokens.num_tokens,
+        "chars": outcome.num_chars,
+        "dimensions": dimensions or "full",
+        "tokenize_ms": f"{timing.tokenization * 1e3:.2f}",
+        "queue_ms": f"{timing.queue * 1e3:.2f}",
+        "inference_ms": f"{timing.inference * 1e3:.2f}",
+    }
+    return outcome

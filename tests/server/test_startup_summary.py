@@ -1,0 +1,26 @@
+"""The startup summary names everything an operator checks first."""
+
+from __future__ import annotations
+
+from engine.model_config import ModelConfig
+from server.args import ServerArgs
+from server.startup_summary import startup_summary
+
+
+def test_summary_names_model_vectors_engine_and_budget(minilm):
+    config = ModelConfig.load(minilm, {"matryoshka_dimensions": [128, 64]})
+    args = ServerArgs(model_path=minilm, max_prefill_tokens=8192, max_running_requests=32, port=30001)
+    line = startup_summary(args, config, "mini", {"device": "cpu", "attention_backend": "torch_native"})
+    for part in (
+        "ready: mini (BertModel)", "pooling=mean", "normalize=True", "dim=384", "matryoshka=64,128",
+        "context=256", "dtype=float32", "attention=torch_native", "token_budget=8192", "max_batch_inputs=32",
+        "device=cpu", "http://127.0.0.1:30001",
+    ):  # fmt: skip
+        assert part in line, part
+    any_size = ModelConfig.load(minilm, {"is_matryoshka": True})
+    assert "matryoshka=any<=384" in startup_summary(args, any_size, "mini", {})
+
+
+def test_launched_server_logs_the_summary(preset_server):
+    summary = next(line for line in preset_server.log().splitlines() if "ready: from-cli" in line)
+    assert "attention=torch_native" in summary and "token_budget=16384" in summary and "matryoshka=no" in summary
