@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +17,13 @@ from engine.model_config import ModelConfig
 from server.args import ServerArgs
 from server.engine_client import EngineClient
 from server.errors import APIError, error_response
-from server.protocol import check_dimensions, check_encoding_format, decode_embedding_request, parse_inputs
+from server.protocol import (
+    MultimodalItem,
+    check_dimensions,
+    check_encoding_format,
+    decode_embedding_request,
+    parse_inputs,
+)
 from server.tokenizer_manager import TokenizerManager
 
 # Tokenizing this many characters inline would stall the event loop; larger requests go to a thread.
@@ -31,6 +38,7 @@ class FrontendState:
     tokenizer: TokenizerManager
     engine: EngineClient
     on_startup: list = field(default_factory=list)  # callables run once the event loop exists
+    multimodal: Any = None  # server.multimodal.MultimodalProcessor for multimodal models
 
 
 def build_app(state: FrontendState) -> FastAPI:
@@ -50,13 +58,16 @@ def build_app(state: FrontendState) -> FastAPI:
         req = decode_embedding_request(await request.body())
         encoding_format = check_encoding_format(req.encoding_format)
         dimensions = check_dimensions(req.dimensions, state.model_config)
-        items = parse_inputs(req.input)
+        items = parse_inputs(req.input, multimodal=state.multimodal is not None)
+        images = None
         num_chars = sum(len(i) for i in items if isinstance(i, str))
-        if num_chars > _INLINE_TOKENIZE_CHARS:
+        if state.multimodal is not None and any(isinstance(i, MultimodalItem) for i in items):
+            tokens, images = await state.multimodal.prepare(items)
+        elif num_chars > _INLINE_TOKENIZE_CHARS:
             tokens = await asyncio.to_thread(state.tokenizer.tokenize, items)
         else:
             tokens = state.tokenizer.tokenize(items)
-        result = await state.engine.embed(uuid.uuid4().hex, tokens, encoding_format, dimensions)
+        result = await state.engine.embed(uuid.uuid4().hex, tokens, encoding_format, dimensions, images)
         return Response(result.body, status_code=result.status, media_type="application/json")
 
     @app.get("/v1/models")

@@ -58,6 +58,15 @@ def launch_server(args: ServerArgs) -> int:
     try:
         children = _start_children(args, model_config, served_name, ipc)
         tokenizer = TokenizerManager(model_config, args.trust_remote_code, args.allow_auto_truncate)
+        multimodal = None
+        if model_config.spec.multimodal is not None:
+            from server.multimodal import MultimodalProcessor
+
+            try:
+                multimodal = MultimodalProcessor(model_config, args, tokenizer)
+            except (ValueError, OSError) as error:
+                logger.error("cannot serve %s: %s", args.model_path, error)
+                return 2
         _wait_until_ready(children)
         logger.info(
             "ready: %s (%s, pooling=%s, normalize=%s, dim=%d, context=%d, dtype=%s, device=%s) on http://%s:%d",
@@ -65,6 +74,7 @@ def launch_server(args: ServerArgs) -> int:
             model_config.embedding_dim, model_config.context_length, model_config.dtype, device, args.host, args.port,
         )  # fmt: skip
         state = FrontendState(args, model_config, served_name, tokenizer, EngineClient(ipc))
+        state.multimodal = multimodal
         return _serve_http(state, children)
     except StartupError as error:
         logger.error("startup failed: %s", error)
