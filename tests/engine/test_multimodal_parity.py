@@ -60,7 +60,7 @@ def test_qwen2_vl_matches_transformers(tmp_path):
     together = _normalized(runner.embed(sequences, images))
     assert_close_vectors(together, reference, 0.9999)
     # batch invariance: one at a time gives the same vectors
-    alone = _normalized(np.concatenate([runner.embed([s], [im]) for s, im in zip(sequences, images)]))
+    alone = _normalized(np.concatenate([runner.embed([s], [im]) for s, im in zip(sequences, images, strict=True)]))
     np.testing.assert_allclose(alone, together, atol=1e-5)
 
 
