@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from processes.messages import EmbedRequest, RawArray, RequestOutput
+from processes.messages import EmbedRequest, ImageData, RawArray, RequestOutput
 
 
 @dataclass
@@ -27,6 +27,12 @@ class BatchItem:
     rid: str
     index: int  # which input of its request
     token_ids: np.ndarray
+    image: ImageData | None = None  # multimodal models: the input's preprocessed image
+
+    @property
+    def num_tokens(self) -> int:
+        """The item's cost in the token budget: its ids plus any image positions not among them (CLIP)."""
+        return len(self.token_ids) + (self.image.num_tokens if self.image is not None else 0)
 
 
 class BatchQueue:
@@ -54,7 +60,8 @@ class BatchQueue:
         # queue time includes any wait in the socket while a forward ran.
         arrived = min(request.sent_at, time.monotonic()) if request.sent_at else time.monotonic()
         self._requests[request.rid] = _RequestState(request, sequences, arrived=arrived)
-        self._waiting.extend(BatchItem(request.rid, i, seq) for i, seq in enumerate(sequences))
+        images = {image.index: image for image in request.images}
+        self._waiting.extend(BatchItem(request.rid, i, seq, images.get(i)) for i, seq in enumerate(sequences))
 
     def abort(self, rid: str) -> None:
         """Forget a request: its queued inputs are skipped and any running ones are discarded."""
@@ -74,10 +81,10 @@ class BatchQueue:
             if item.rid not in self._requests:
                 self._waiting.popleft()  # aborted
                 continue
-            if batch and num_tokens + len(item.token_ids) > self.max_batch_tokens:
+            if batch and num_tokens + item.num_tokens > self.max_batch_tokens:
                 break
             batch.append(self._waiting.popleft())
-            num_tokens += len(item.token_ids)
+            num_tokens += item.num_tokens
         return batch
 
     def complete(

@@ -17,6 +17,7 @@ class ForwardBatch:
     cu_seqlens: torch.Tensor  # (num_seqs + 1,) int32 offsets of each sequence in the flat tokens
     max_seqlen: int
     attn_metadata: Any = field(default=None)  # filled once per batch by the attention backend
+    images: Any = field(default=None)  # multimodal models: an engine.image_batch.ImageBatch, else None
 
     @property
     def num_seqs(self) -> int:

@@ -59,7 +59,9 @@ class ModelConfig:
         st_info = read_sentence_transformers_info(model_path)
         pooling = st_info.pooling or spec.default_pooling
         normalize = st_info.normalize if st_info.normalize is not None else spec.default_normalize
-        max_positions = int(hf.get("max_position_embeddings", 0)) - spec.position_offset
+        # multimodal configs (CLIP, transformers 5's Qwen2-VL) keep the language model's sizes in text_config
+        text = {**hf, **(hf.get("text_config") or {})}
+        max_positions = int(text.get("max_position_embeddings", 0)) - spec.position_offset
         natural_length = st_info.max_seq_length or max_positions
         if context_length is not None:
             if context_length < 1 or (max_positions > 0 and context_length > max_positions):
@@ -67,7 +69,7 @@ class ModelConfig:
                     f"--context-length {context_length} is outside 1..{max_positions}, the model's positions"
                 )
             natural_length = context_length
-        embedding_dim = int(hf.get("projection_dim") or hf["hidden_size"])
+        embedding_dim = int(hf.get("projection_dim") or text["hidden_size"])
         dims = hf.get("matryoshka_dimensions")
         matryoshka = tuple(sorted(int(d) for d in dims)) if dims else None
         if matryoshka and (matryoshka[0] < 1 or matryoshka[-1] > embedding_dim):
@@ -82,7 +84,7 @@ class ModelConfig:
             normalize=bool(normalize),
             context_length=int(natural_length),
             embedding_dim=embedding_dim,
-            vocab_size=int(hf["vocab_size"]),
+            vocab_size=int(text["vocab_size"]),
             matryoshka_dimensions=matryoshka,
             is_matryoshka=bool(matryoshka) or bool(hf.get("is_matryoshka")),
             dtype=resolve_dtype(dtype, device),

@@ -12,10 +12,12 @@ import torch
 
 from engine.attention import choose_backend_name, create_attention_backend
 from engine.forward_batch import ForwardBatch
+from engine.image_batch import ImageBatch
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
 from engine.pooling import pool_hidden_states
 from engine.weights import iterate_weights
+from processes.messages import ImageData
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +59,16 @@ class ModelRunner:
         )
 
     @torch.inference_mode()
-    def embed(self, sequences: list[np.ndarray]) -> np.ndarray:
-        """Token-id arrays -> (num_seqs, hidden) float32 pooled vectors, unnormalized."""
+    def embed(self, sequences: list[np.ndarray], images: list[ImageData | None] | None = None) -> np.ndarray:
+        """Token-id arrays (and, for multimodal models, each one's image) -> (num_seqs, dim) float32, unnormalized."""
         batch = ForwardBatch.from_sequences(sequences, self.device, self.config.spec.position_offset)
+        if images is not None:
+            batch.images = ImageBatch.from_messages(images, sequences, self.device, _TORCH_DTYPES[self.config.dtype])
         self.attn.prepare(batch)
-        hidden = self.model(batch)
-        pooled = pool_hidden_states(hidden, batch.cu_seqlens, self.config.pooling)
+        output = self.model(batch)
+        if getattr(self.model, "pools_itself", False):  # CLIP: pooling and projection are part of the model
+            return output.float().cpu().numpy()
+        pooled = pool_hidden_states(output, batch.cu_seqlens, self.config.pooling)
         return pooled.cpu().numpy()
 
     def warmup(self) -> None:

@@ -24,7 +24,39 @@ class RawArray(msgspec.Struct, array_like=True, gc=False):
         return np.frombuffer(self.data, dtype=np.dtype(self.dtype)).reshape(self.shape)
 
 
+class RawArrayView(msgspec.Struct, array_like=True, gc=False):
+    """RawArray's wire format for large arrays (pixels), copied at most once on the way.
+
+    Built over a numpy array without copying it (the encoder reads the array's memory), and decoded
+    as a view into the received frame, so the scheduler gets the pixels without another copy.
+    """
+
+    data: memoryview
+    dtype: str
+    shape: tuple[int, ...]
+
+    @classmethod
+    def from_numpy(cls, array: np.ndarray) -> RawArrayView:
+        array = np.ascontiguousarray(array)
+        return cls(memoryview(array).cast("B"), array.dtype.str, tuple(array.shape))
+
+    def to_numpy(self) -> np.ndarray:
+        """A read-only view over the received bytes; no copy."""
+        return np.frombuffer(self.data, dtype=np.dtype(self.dtype)).reshape(self.shape)
+
+
 # frontend -> scheduler
+
+
+class ImageData(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
+    """One input's preprocessed image: what the vision tower consumes."""
+
+    index: int  # which input of its request
+    pixel_values: RawArrayView  # Qwen2-VL: (num_patches, patch_dim) float32; CLIP: (3, height, width) float32
+    grid_thw: tuple[int, int, int] | None = None  # Qwen2-VL: patches along time, height, width
+    num_tokens: int = (
+        0  # what the image costs in the token budget (CLIP: patches + CLS; 0 when its tokens are in the ids)
+    )
 
 
 class EmbedRequest(msgspec.Struct, tag=True, array_like=True, omit_defaults=True, gc=False):
@@ -37,6 +69,7 @@ class EmbedRequest(msgspec.Struct, tag=True, array_like=True, omit_defaults=True
     dimensions: int | None = None
     prompt_tokens: int = 0
     sent_at: float = 0.0  # the frontend's time.monotonic() when it sent the request
+    images: list[ImageData] = []  # multimodal models only; empty for text
 
 
 class AbortRequest(msgspec.Struct, tag=True, array_like=True, gc=False):

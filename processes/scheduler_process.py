@@ -55,7 +55,8 @@ def serve_forever(runner: ModelRunner, queue: BatchQueue, inbox: PullChannel, ou
         num_tokens = sum(len(item.token_ids) for item in batch)
         started = time.monotonic()
         try:
-            vectors = runner.embed([item.token_ids for item in batch])
+            images = [item.image for item in batch] if any(item.image is not None for item in batch) else None
+            vectors = runner.embed([item.token_ids for item in batch], images)
         except Exception as error:  # one bad batch fails its requests, not the server
             logger.exception("forward pass failed for %d inputs", len(batch))
             outputs = queue.fail(batch, f"forward pass failed: {type(error).__name__}: {error}")

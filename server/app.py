@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +33,7 @@ class FrontendState:
     on_startup: list = field(default_factory=list)  # callables run once the event loop exists
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     engine_info: dict = field(default_factory=dict)  # what the scheduler reported when ready (device, backend)
+    multimodal: Any = None  # server.multimodal.MultimodalProcessor for multimodal models
 
 
 def build_app(state: FrontendState) -> FastAPI:
@@ -52,7 +54,7 @@ def build_app(state: FrontendState) -> FastAPI:
         req = decode_embedding_request(await request.body())
         encoding_format = check_encoding_format(req.encoding_format)
         dimensions = check_dimensions(req.dimensions, state.model_config)
-        items = parse_inputs(req.input)
+        items = parse_inputs(req.input, multimodal=state.multimodal is not None)
         outcome = await run_embedding(state, request, started, items, encoding_format, dimensions)
         headers = outcome.headers(state.engine_info.get("device", state.args.device))
         return Response(outcome.response.body, outcome.response.status, headers, media_type="application/json")

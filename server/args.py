@@ -51,6 +51,17 @@ class ServerArgs:
     # operations
     log_requests: bool = _opt(False, "log one line per request: id, route, status, sizes and phase timings")
     config: str | None = _opt(None, "YAML file of these options (keys are the flag names); command-line flags win")
+    # multimodal models (GME, CLIP)
+    chat_template: str | None = _opt(
+        None, "multimodal prompt template: gme-qwen2-vl builds GME's prompt as SGLang does"
+    )
+    allowed_local_media_path: str | None = _opt(
+        None, "directory local image paths may be read from; without it local paths are refused"
+    )
+    media_fetch_timeout: float = _opt(10.0, "seconds allowed to fetch one image URL")
+    max_media_bytes: int = _opt(20 * 1024 * 1024, "largest encoded image accepted (URL body, file, base64 payload)")
+    max_image_pixels: int = _opt(40_000_000, "largest decoded image accepted, in pixels (width x height)")
+    media_workers: int = _opt(4, "threads that decode and preprocess images, off the event loop")
 
     def __post_init__(self) -> None:
         if self.max_prefill_tokens < 1 or self.max_running_requests < 1:
@@ -67,6 +78,15 @@ class ServerArgs:
             )
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             raise ServerArgsError(f"--log-level {self.log_level!r} is not a log level")
+        if (
+            self.media_fetch_timeout <= 0
+            or self.max_media_bytes < 1
+            or self.max_image_pixels < 1
+            or self.media_workers < 1
+        ):
+            raise ServerArgsError(
+                "--media-fetch-timeout, --max-media-bytes, --max-image-pixels, --media-workers must be positive"
+            )
         self.model_overrides()  # fail at startup on bad JSON
 
     def model_overrides(self) -> dict[str, Any]:

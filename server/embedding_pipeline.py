@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from processes.messages import EmbedResponse
+from processes.messages import EmbedResponse, ImageData
+from server.protocol import MultimodalItem
 from server.tokenizer_manager import TokenizedInputs, TokenizerManager
 
 if TYPE_CHECKING:
@@ -28,6 +29,13 @@ async def tokenize_items(tokenizer: TokenizerManager, items: list[str | list[int
     if count_chars(items) > INLINE_TOKENIZE_CHARS:
         return await asyncio.to_thread(tokenizer.tokenize, items)
     return tokenizer.tokenize(items)
+
+
+async def prepare_inputs(state: FrontendState, items: list) -> tuple[TokenizedInputs, list[ImageData] | None]:
+    """Token ids for every item, and the preprocessed images when a multimodal item is present."""
+    if state.multimodal is not None and any(isinstance(i, MultimodalItem) for i in items):
+        return await state.multimodal.prepare(items)
+    return await tokenize_items(state.tokenizer, items), None
 
 
 @dataclass(frozen=True)
@@ -75,10 +83,10 @@ async def run_embedding(
 
     `started` is the handler's time.perf_counter() before it read the body.
     """
-    tokens = await tokenize_items(state.tokenizer, items)
+    tokens, images = await prepare_inputs(state, items)
     tokenized = time.perf_counter()
     rid = uuid.uuid4().hex
-    response = await state.engine.embed(rid, tokens, encoding_format, dimensions)
+    response = await state.engine.embed(rid, tokens, encoding_format, dimensions, images)
     timing = EmbedTiming(
         total=time.perf_counter() - started,
         tokenization=tokenized - started,

@@ -11,7 +11,15 @@ import zmq.asyncio
 
 from processes.channels import AsyncPullChannel, AsyncPushChannel
 from processes.ipc import IpcAddresses
-from processes.messages import AbortRequest, BatchStats, EmbedRequest, EmbedResponse, RawArray, SchedulerInput
+from processes.messages import (
+    AbortRequest,
+    BatchStats,
+    EmbedRequest,
+    EmbedResponse,
+    ImageData,
+    RawArray,
+    SchedulerInput,
+)
 from server.errors import APIError
 from server.tokenizer_manager import TokenizedInputs
 
@@ -44,7 +52,12 @@ class EngineClient:
         return len(self._pending)
 
     async def embed(
-        self, rid: str, inputs: TokenizedInputs, encoding_format: str, dimensions: int | None
+        self,
+        rid: str,
+        inputs: TokenizedInputs,
+        encoding_format: str,
+        dimensions: int | None,
+        images: list[ImageData] | None = None,
     ) -> EmbedResponse:
         if self.dead_reason is not None:
             raise APIError(f"the engine is down: {self.dead_reason}", status=503)
@@ -56,7 +69,9 @@ class EngineClient:
             seq_lens=RawArray.from_numpy(inputs.seq_lens),
             encoding_format=encoding_format,
             dimensions=dimensions,
-            prompt_tokens=inputs.num_tokens,
+            # images whose positions are not among the ids (CLIP) count what the vision tower sees
+            prompt_tokens=inputs.num_tokens + sum(image.num_tokens for image in images or ()),
+            images=images or [],
             sent_at=time.monotonic(),
         )
         try:

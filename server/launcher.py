@@ -59,9 +59,19 @@ def launch_server(args: ServerArgs) -> int:
     try:
         children = _start_children(args, model_config, served_name, ipc)
         tokenizer = TokenizerManager(model_config, args.trust_remote_code, args.allow_auto_truncate)
+        multimodal = None
+        if model_config.spec.multimodal is not None:
+            from server.multimodal import MultimodalProcessor
+
+            try:
+                multimodal = MultimodalProcessor(model_config, args, tokenizer)
+            except (ValueError, OSError) as error:
+                logger.error("cannot serve %s: %s", args.model_path, error)
+                return 2
         engine_info = _wait_until_ready(children)
         logger.info(startup_summary(args, model_config, served_name, engine_info))
         state = FrontendState(args, model_config, served_name, tokenizer, EngineClient(ipc), engine_info=engine_info)
+        state.multimodal = multimodal
         return _serve_http(state, children)
     except StartupError as error:
         logger.error("startup failed: %s", error)

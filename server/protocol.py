@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -36,12 +37,23 @@ def decode_request(body: bytes, request_type: type[T]) -> T:
         raise APIError(f"request body is not valid JSON: {error}") from None
 
 
+@dataclass(frozen=True)
+class MultimodalItem:
+    """SGLang's multimodal input item: a text, an image (URL, data URI, base64 or path), or both."""
+
+    text: str | None
+    image: str | None
+
+
 def _is_token_id(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def parse_inputs(value: Any) -> list[str | list[int]]:
-    """Each item of `input` as a text or a token-id list; every malformed shape is a 400 naming the item."""
+def parse_inputs(value: Any, multimodal: bool = False) -> list[str | list[int] | MultimodalItem]:
+    """Each item of `input` as a text, a token-id list or (multimodal models) a MultimodalItem.
+
+    Every malformed shape is a 400 naming the item.
+    """
     if isinstance(value, str):
         items: list[Any] = [value]
     elif isinstance(value, list):
@@ -62,12 +74,30 @@ def parse_inputs(value: Any) -> list[str | list[int]]:
             if not all(_is_token_id(t) for t in item):
                 raise APIError(f"{where} must be a list of integer token ids", param="input")
         elif isinstance(item, dict):
-            raise APIError(f"{where}: this model takes text or token ids, not multimodal items", param="input")
+            if not multimodal:
+                raise APIError(f"{where}: this model takes text or token ids, not multimodal items", param="input")
+            items = items if items is not value else list(value)
+            items[index] = _multimodal_item(where, item)
         else:
             raise APIError(
                 f"{where} has type {type(item).__name__}; expected a string or a list of token ids", param="input"
             )
     return items
+
+
+def _multimodal_item(where: str, item: dict) -> MultimodalItem:
+    unknown = sorted(set(item) - {"text", "image"})
+    if unknown:
+        raise APIError(f"{where} has unknown field(s) {unknown}; an item takes 'text' and/or 'image'", param="input")
+    text, image = item.get("text"), item.get("image")
+    if text is None and image is None:
+        raise APIError(f"{where} needs a 'text' or an 'image'", param="input")
+    for name, field in (("text", text), ("image", image)):
+        if field is not None and not isinstance(field, str):
+            raise APIError(f"{where}.{name} must be a string, not {type(field).__name__}", param="input")
+        if field is not None and not field.strip():
+            raise APIError(f"{where}.{name} is empty or only whitespace", param="input")
+    return MultimodalItem(text, image)
 
 
 def check_encoding_format(value: str | None) -> str:

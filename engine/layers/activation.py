@@ -10,7 +10,13 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """GELU's sigmoid approximation, as CLIP and Qwen2-VL's vision tower were trained with."""
+    return x * torch.sigmoid(1.702 * x)
+
+
 _ACTIVATIONS = {
+    "quick_gelu": quick_gelu,
     "gelu": F.gelu,
     "gelu_new": gelu_tanh,
     "gelu_pytorch_tanh": gelu_tanh,

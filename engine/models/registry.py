@@ -15,6 +15,7 @@ class ModelSpec:
     default_pooling: str  # "cls" | "mean" | "last"
     default_normalize: bool
     position_offset: int = 0  # positions the family reserves at the start (RoBERTa: 2)
+    multimodal: str | None = None  # how the frontend turns images into model inputs: "qwen2_vl" | "clip"
 
 
 _BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", default_pooling="cls", default_normalize=True)
@@ -24,6 +25,11 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "BertModel": _BERT,
     "BertForMaskedLM": _BERT,
     "BertForSequenceClassification": _BERT,
+    # multimodal: GME pools the last token of a Qwen2-VL; CLIP pools inside the model (text EOS, image CLS) and projects
+    "Qwen2VLForConditionalGeneration": ModelSpec(
+        "engine.models.qwen2_vl", "Qwen2VLEmbeddingModel", "last", True, multimodal="qwen2_vl"
+    ),
+    "CLIPModel": ModelSpec("engine.models.clip", "CLIPEmbeddingModel", "model", True, multimodal="clip"),
 }
 
 

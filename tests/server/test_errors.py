@@ -23,6 +23,7 @@ BAD_BODIES = {
     "missing input": ({"model": "m"}, "input"),
     "dimensions as string": ({"input": "x", "dimensions": "ten"}, "dimensions"),
     "input as object": ({"input": {"text": 1}}, "must be a string"),
+    "multimodal item on a text model": ({"input": [{"text": "a cat"}]}, "not multimodal items"),
 }
 
 
