@@ -56,7 +56,16 @@ class ModelConfig:
         pooling = st_info.pooling or spec.default_pooling
         normalize = st_info.normalize if st_info.normalize is not None else spec.default_normalize
         max_positions = int(hf.get("max_position_embeddings", 0)) - spec.position_offset
+        if spec.check_config is not None:
+            try:
+                limit = spec.check_config(hf)
+            except ValueError as error:
+                raise ModelConfigError(f"{config_file}: {error}") from None
+            if limit and (max_positions <= 0 or limit < max_positions):
+                max_positions = limit
         natural_length = st_info.max_seq_length or max_positions
+        if max_positions > 0:
+            natural_length = min(natural_length, max_positions)
         if context_length is not None:
             if context_length < 1 or (max_positions > 0 and context_length > max_positions):
                 raise ModelConfigError(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from engine.models.decoder_config import check_decoder_config
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,8 @@ class ModelSpec:
     default_pooling: str  # "cls" | "mean" | "last"
     default_normalize: bool
     position_offset: int = 0  # positions the family reserves at the start (RoBERTa: 2)
+    # Validates config.json at startup (raising ValueError) and returns a cap on the context length, if any.
+    check_config: Callable[[dict[str, Any]], int | None] | None = None
 
 
 _BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", default_pooling="cls", default_normalize=True)
@@ -25,6 +31,21 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "BertForMaskedLM": _BERT,
     "BertForSequenceClassification": _BERT,
 }
+
+
+def _decoder(module: str, class_name: str) -> ModelSpec:
+    # Decoder embedders pool the final token (it has seen the whole input) and normalize.
+    return ModelSpec(module, class_name, "last", True, check_config=check_decoder_config)
+
+
+for _family, _module, _class in (
+    ("Llama", "engine.models.llama", "LlamaEmbeddingModel"),
+    ("Mistral", "engine.models.mistral", "MistralEmbeddingModel"),
+    ("Qwen2", "engine.models.qwen2", "Qwen2EmbeddingModel"),
+    ("Qwen3", "engine.models.qwen3", "Qwen3EmbeddingModel"),
+):
+    for _suffix in ("Model", "ForCausalLM"):
+        MODEL_SPECS[f"{_family}{_suffix}"] = _decoder(_module, _class)
 
 
 class UnsupportedModelError(ValueError):
