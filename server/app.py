@@ -16,6 +16,7 @@ from engine.model_config import ModelConfig
 from server.args import ServerArgs
 from server.engine_client import EngineClient
 from server.errors import APIError, error_response
+from server.prompts import select_prompt
 from server.protocol import check_dimensions, check_encoding_format, decode_embedding_request, parse_inputs
 from server.tokenizer_manager import TokenizerManager
 
@@ -51,11 +52,12 @@ def build_app(state: FrontendState) -> FastAPI:
         encoding_format = check_encoding_format(req.encoding_format)
         dimensions = check_dimensions(req.dimensions, state.model_config)
         items = parse_inputs(req.input)
+        prompt = select_prompt(req.prompt_name, state.args.default_prompt_name, state.model_config.st_info)
         num_chars = sum(len(i) for i in items if isinstance(i, str))
         if num_chars > _INLINE_TOKENIZE_CHARS:
-            tokens = await asyncio.to_thread(state.tokenizer.tokenize, items)
+            tokens = await asyncio.to_thread(state.tokenizer.tokenize, items, prompt)
         else:
-            tokens = state.tokenizer.tokenize(items)
+            tokens = state.tokenizer.tokenize(items, prompt)
         result = await state.engine.embed(uuid.uuid4().hex, tokens, encoding_format, dimensions)
         return Response(result.body, status_code=result.status, media_type="application/json")
 
@@ -94,6 +96,7 @@ def build_app(state: FrontendState) -> FastAPI:
                 "matryoshka_dimensions": list(cfg.matryoshka_dimensions) if cfg.matryoshka_dimensions else None,
                 "is_matryoshka": cfg.is_matryoshka,
                 "dtype": cfg.dtype,
+                "prompt_names": sorted(cfg.st_info.prompts),
             }
         )
 

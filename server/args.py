@@ -45,6 +45,11 @@ class ServerArgs:
     port: int = _opt(30000, "port to bind")
     log_level: str = _opt("info", "debug, info, warning or error")
     child_death_exit_delay: float = _opt(2.0, "seconds /health reports 503 after a child dies, before the server exits")
+    # prompts
+    default_prompt_name: str | None = _opt(
+        None,
+        "sentence-transformers prompt prepended to texts whose request names none (config_sentence_transformers.json)",
+    )
 
     def __post_init__(self) -> None:
         if self.max_prefill_tokens < 1 or self.max_running_requests < 1:

@@ -31,8 +31,9 @@ class TokenizerManager:
         self.vocab_size = config.vocab_size
         self.allow_auto_truncate = allow_auto_truncate
 
-    def tokenize(self, items: list[str | list[int]]) -> TokenizedInputs:
-        texts = [(i, item) for i, item in enumerate(items) if isinstance(item, str)]
+    def tokenize(self, items: list[str | list[int]], prompt: str = "") -> TokenizedInputs:
+        """`prompt` is prepended to each text (not to token-id inputs), as sentence-transformers does."""
+        texts = [(i, prompt + item) for i, item in enumerate(items) if isinstance(item, str)]
         sequences: list[list[int]] = [item if isinstance(item, list) else [] for item in items]
         if texts:
             encoded = self.tokenizer(

@@ -47,7 +47,7 @@ def _family_config(family: str, vocab_size: int, extra: dict[str, Any]):
     shape = dict(TINY_SHAPE, vocab_size=vocab_size)
     if family != "qwen2":  # Qwen2 derives head_dim from hidden / heads
         shape["head_dim"] = 32
-    return config_class(**shape, **extra)
+    return config_class(**{**shape, **extra})
 
 
 def _randomize(model: torch.nn.Module, seed: int) -> None:
@@ -67,6 +67,7 @@ def build_tiny_decoder(
     tokenizer_dir: Path | None = None,
     vocab_size: int | None = None,
     max_shard_size: str | None = None,
+    save_dtype: torch.dtype = torch.float32,
     config_extra: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> str:
@@ -83,7 +84,7 @@ def build_tiny_decoder(
     _randomize(model, seed)
     destination.mkdir(parents=True, exist_ok=True)
     kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}
-    model.save_pretrained(destination, **kwargs)
+    model.to(save_dtype).save_pretrained(destination, **kwargs)
     for file in tokenizer_dir.iterdir():
         if file.is_file():
             shutil.copy(file, destination / file.name)
@@ -99,3 +100,41 @@ def rewrite_config_hub_style(model_dir: str) -> None:
     cfg["rope_scaling"] = None if rope.get("rope_type") == "default" else rope
     cfg["torch_dtype"] = cfg.pop("dtype", "float32")
     path.write_text(json.dumps(cfg, indent=2))
+
+
+_LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 500000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64,  # small, so the scaled band covers most frequencies of head_dim 32
+}
+
+# One variant per family, each also exercising a loading path: *ForCausalLM (prefixed names, LM head skipped)
+# or base class, sharded safetensors, bfloat16 weights, hub-style config spelling, scaled rope.
+TINY_VARIANTS: dict[str, dict[str, Any]] = {
+    "qwen3-causal-lm": dict(family="qwen3", causal_lm=True),
+    "qwen2-base-bf16-weights": dict(family="qwen2", save_dtype=torch.bfloat16),
+    "mistral-base-sharded": dict(family="mistral", max_shard_size="5MB"),
+    "llama-causal-lm-llama3-rope-hub-config": dict(
+        family="llama", causal_lm=True, config_extra={"rope_parameters": _LLAMA3_ROPE}, hub_style=True
+    ),
+    "llama-base-linear-rope-biases": dict(
+        family="llama",
+        config_extra={
+            "rope_parameters": {"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0},
+            "attention_bias": True,
+            "mlp_bias": True,
+        },
+    ),
+}
+
+
+def build_tiny_variant(name: str, root: Path) -> str:
+    options = dict(TINY_VARIANTS[name])
+    hub_style = options.pop("hub_style", False)
+    path = build_tiny_decoder(options.pop("family"), root / name, **options)
+    if hub_style:
+        rewrite_config_hub_style(path)
+    return path
