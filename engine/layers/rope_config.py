@@ -30,13 +30,19 @@ def decoder_head_dim(hf: dict[str, Any]) -> int:
 
 
 def read_rope_config(hf: dict[str, Any]) -> RopeConfig:
-    """Hub folders (transformers 4) write rope_theta and rope_scaling; transformers 5 writes rope_parameters."""
-    params = dict(hf.get("rope_scaling") or {})
-    params.update(hf.get("rope_parameters") or {})
+    """Hub folders (transformers 4) write rope_theta and rope_scaling; transformers 5 writes rope_parameters.
+
+    When both are present, rope_scaling wins: it is what `--json-model-override-args` users write.
+    """
+    params = dict(hf.get("rope_parameters") or {})
+    scaling = dict(hf.get("rope_scaling") or {})
+    if "type" in scaling:  # the older spelling of rope_type
+        scaling["rope_type"] = scaling.pop("type")
+    params.update(scaling)
     if params and all(isinstance(v, dict) for v in params.values()):
         raise RopeConfigError(f"per-layer-type rope_parameters {sorted(params)} are not supported")
     theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
-    rope_type = str(params.get("rope_type", params.get("type", "default")))
+    rope_type = str(params.get("rope_type", "default"))
     if rope_type not in SUPPORTED_ROPE_TYPES:
         raise RopeConfigError(
             f"rope type {rope_type!r} is not implemented (supported: {', '.join(SUPPORTED_ROPE_TYPES)}); "
