@@ -62,7 +62,16 @@ class ModelConfig:
         # multimodal configs (CLIP, transformers 5's Qwen2-VL) keep the language model's sizes in text_config
         text = {**hf, **(hf.get("text_config") or {})}
         max_positions = int(text.get("max_position_embeddings", 0)) - spec.position_offset
+        if spec.check_config is not None:
+            try:
+                limit = spec.check_config(hf)
+            except ValueError as error:
+                raise ModelConfigError(f"{config_file}: {error}") from None
+            if limit and (max_positions <= 0 or limit < max_positions):
+                max_positions = limit
         natural_length = st_info.max_seq_length or max_positions
+        if max_positions > 0:
+            natural_length = min(natural_length, max_positions)
         if context_length is not None:
             if context_length < 1 or (max_positions > 0 and context_length > max_positions):
                 raise ModelConfigError(

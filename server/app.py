@@ -18,6 +18,7 @@ from server.embedding_pipeline import run_embedding
 from server.engine_client import EngineClient
 from server.errors import APIError, error_response
 from server.metrics import ServerMetrics, install_metrics
+from server.prompts import select_prompt
 from server.protocol import check_dimensions, check_encoding_format, decode_embedding_request, parse_inputs
 from server.routes_native import register_native_routes
 from server.tokenizer_manager import TokenizerManager
@@ -55,7 +56,8 @@ def build_app(state: FrontendState) -> FastAPI:
         encoding_format = check_encoding_format(req.encoding_format)
         dimensions = check_dimensions(req.dimensions, state.model_config)
         items = parse_inputs(req.input, multimodal=state.multimodal is not None)
-        outcome = await run_embedding(state, request, started, items, encoding_format, dimensions)
+        prompt = select_prompt(req.prompt_name, state.args.default_prompt_name, state.model_config.st_info)
+        outcome = await run_embedding(state, request, started, items, encoding_format, dimensions, prompt)
         headers = outcome.headers(state.engine_info.get("device", state.args.device))
         return Response(outcome.response.body, outcome.response.status, headers, media_type="application/json")
 
@@ -94,6 +96,7 @@ def build_app(state: FrontendState) -> FastAPI:
                 "matryoshka_dimensions": list(cfg.matryoshka_dimensions) if cfg.matryoshka_dimensions else None,
                 "is_matryoshka": cfg.is_matryoshka,
                 "dtype": cfg.dtype,
+                "prompt_names": sorted(cfg.st_info.prompts),
             }
         )
 

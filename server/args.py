@@ -62,6 +62,11 @@ class ServerArgs:
     max_media_bytes: int = _opt(20 * 1024 * 1024, "largest encoded image accepted (URL body, file, base64 payload)")
     max_image_pixels: int = _opt(40_000_000, "largest decoded image accepted, in pixels (width x height)")
     media_workers: int = _opt(4, "threads that decode and preprocess images, off the event loop")
+    # prompts
+    default_prompt_name: str | None = _opt(
+        None,
+        "sentence-transformers prompt prepended to texts whose request names none (config_sentence_transformers.json)",
+    )
 
     def __post_init__(self) -> None:
         if self.max_prefill_tokens < 1 or self.max_running_requests < 1:

@@ -25,17 +25,21 @@ def count_chars(items: list[str | list[int]]) -> int:
     return sum(len(i) for i in items if isinstance(i, str))
 
 
-async def tokenize_items(tokenizer: TokenizerManager, items: list[str | list[int]]) -> TokenizedInputs:
+async def tokenize_items(
+    tokenizer: TokenizerManager, items: list[str | list[int]], prompt: str = ""
+) -> TokenizedInputs:
     if count_chars(items) > INLINE_TOKENIZE_CHARS:
-        return await asyncio.to_thread(tokenizer.tokenize, items)
-    return tokenizer.tokenize(items)
+        return await asyncio.to_thread(tokenizer.tokenize, items, prompt)
+    return tokenizer.tokenize(items, prompt)
 
 
-async def prepare_inputs(state: FrontendState, items: list) -> tuple[TokenizedInputs, list[ImageData] | None]:
+async def prepare_inputs(
+    state: FrontendState, items: list, prompt: str
+) -> tuple[TokenizedInputs, list[ImageData] | None]:
     """Token ids for every item, and the preprocessed images when a multimodal item is present."""
     if state.multimodal is not None and any(isinstance(i, MultimodalItem) for i in items):
         return await state.multimodal.prepare(items)
-    return await tokenize_items(state.tokenizer, items), None
+    return await tokenize_items(state.tokenizer, items, prompt), None
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,13 @@ async def run_embedding(
     items: list[str | list[int]],
     encoding_format: str,
     dimensions: int | None,
+    prompt: str = "",
 ) -> EmbedOutcome:
     """Tokenize `items`, embed them, and record the request in the metrics and the request log.
 
     `started` is the handler's time.perf_counter() before it read the body.
     """
-    tokens, images = await prepare_inputs(state, items)
+    tokens, images = await prepare_inputs(state, items, prompt)
     tokenized = time.perf_counter()
     rid = uuid.uuid4().hex
     response = await state.engine.embed(rid, tokens, encoding_format, dimensions, images)

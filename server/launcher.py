@@ -21,6 +21,7 @@ from processes.scheduler_process import run_scheduler_process
 from server.app import FrontendState, build_app
 from server.args import ServerArgs, ServerArgsError, default_model_path
 from server.engine_client import EngineClient
+from server.prompts import check_default_prompt_name
 from server.startup_summary import startup_summary
 from server.tokenizer_manager import TokenizerManager
 
@@ -48,6 +49,7 @@ def launch_server(args: ServerArgs) -> int:
         model_config = ModelConfig.load(
             args.model_path, args.model_overrides(), args.context_length, args.dtype, device
         )
+        check_default_prompt_name(args.default_prompt_name, model_config.st_info)
     except (ModelConfigError, UnsupportedModelError, ServerArgsError, OSError) as error:
         logger.error("cannot serve %s: %s", args.model_path, error)
         return 2

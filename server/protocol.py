@@ -20,6 +20,7 @@ class EmbeddingRequest(msgspec.Struct, kw_only=True):
     encoding_format: str | None = None
     dimensions: int | None = None
     user: str | None = None
+    prompt_name: str | None = None  # a sentence-transformers prompt of the model, prepended to each text
 
 
 def decode_embedding_request(body: bytes) -> EmbeddingRequest:

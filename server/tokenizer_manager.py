@@ -10,6 +10,7 @@ from transformers import AutoTokenizer
 
 from engine.model_config import ModelConfig
 from server.errors import APIError
+from server.special_tokens import missing_special_tokens
 
 
 @dataclass(frozen=True)
@@ -30,21 +31,26 @@ class TokenizerManager:
         self.context_length = config.context_length
         self.vocab_size = config.vocab_size
         self.allow_auto_truncate = allow_auto_truncate
+        self._prefix, self._suffix = missing_special_tokens(config.model_path, self.tokenizer)
 
-    def tokenize(self, items: list[str | list[int]]) -> TokenizedInputs:
-        texts = [(i, item) for i, item in enumerate(items) if isinstance(item, str)]
+    def tokenize(self, items: list[str | list[int]], prompt: str = "") -> TokenizedInputs:
+        """`prompt` is prepended to each text (not to token-id inputs), as sentence-transformers does."""
+        texts = [(i, prompt + item) for i, item in enumerate(items) if isinstance(item, str)]
         sequences: list[list[int]] = [item if isinstance(item, list) else [] for item in items]
         if texts:
             encoded = self.tokenizer(
                 [text for _, text in texts],
                 add_special_tokens=True,
                 truncation=self.allow_auto_truncate,
-                max_length=self.context_length if self.allow_auto_truncate else None,
+                # leave room for the special tokens we add ourselves, so truncation never cuts them off
+                max_length=self.context_length - len(self._prefix) - len(self._suffix)
+                if self.allow_auto_truncate
+                else None,
                 return_attention_mask=False,
                 return_token_type_ids=False,
             )["input_ids"]
             for (i, _), ids in zip(texts, encoded, strict=True):
-                sequences[i] = ids
+                sequences[i] = self._prefix + ids + self._suffix if self._prefix or self._suffix else ids
         for i, ids in enumerate(sequences):
             if isinstance(items[i], list):
                 self._check_token_ids(i, ids)

@@ -8,7 +8,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tests.support.decoder_models import build_tiny_variant  # noqa: E402
 from tests.support.models import make_cls_copy, minilm_path  # noqa: E402
+from tests.support.qwen3_embedding import build_tiny_qwen3_embedding  # noqa: E402
+from tests.support.smollm2 import smollm2_path  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +49,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder(tmp_path_factory):
+    """Tiny random-weight decoder folders by variant name (tests/support/decoder_models.py), built once each."""
+    root = tmp_path_factory.mktemp("decoders")
+    built: dict[str, str] = {}
+
+    def get(name: str) -> str:
+        if name not in built:
+            built[name] = build_tiny_variant(name, root)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_embedding(tmp_path_factory) -> str:
+    return build_tiny_qwen3_embedding(tmp_path_factory.mktemp("models") / "tiny-qwen3-embedding")
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> str:
+    """Real SmolLM2-135M weights; the first run downloads and converts them (see tests/support/smollm2.py)."""
+    return smollm2_path()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from engine.models.decoder_config import check_decoder_config
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,8 @@ class ModelSpec:
     default_normalize: bool
     position_offset: int = 0  # positions the family reserves at the start (RoBERTa: 2)
     multimodal: str | None = None  # how the frontend turns images into model inputs: "qwen2_vl" | "clip"
+    # Validates config.json at startup (raising ValueError) and returns a cap on the context length, if any.
+    check_config: Callable[[dict[str, Any]], int | None] | None = None
 
 
 _BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", default_pooling="cls", default_normalize=True)
@@ -31,6 +37,21 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     ),
     "CLIPModel": ModelSpec("engine.models.clip", "CLIPEmbeddingModel", "model", True, multimodal="clip"),
 }
+
+
+def _decoder(module: str, class_name: str) -> ModelSpec:
+    # Decoder embedders pool the final token (it has seen the whole input) and normalize.
+    return ModelSpec(module, class_name, "last", True, check_config=check_decoder_config)
+
+
+for _family, _module, _class in (
+    ("Llama", "engine.models.llama", "LlamaEmbeddingModel"),
+    ("Mistral", "engine.models.mistral", "MistralEmbeddingModel"),
+    ("Qwen2", "engine.models.qwen2", "Qwen2EmbeddingModel"),
+    ("Qwen3", "engine.models.qwen3", "Qwen3EmbeddingModel"),
+):
+    for _suffix in ("Model", "ForCausalLM"):
+        MODEL_SPECS[f"{_family}{_suffix}"] = _decoder(_module, _class)
 
 
 class UnsupportedModelError(ValueError):

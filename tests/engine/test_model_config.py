@@ -38,3 +38,26 @@ def test_bad_folders_fail_clearly(tmp_path, minilm):
         ModelConfig.load(str(tmp_path))
     with pytest.raises(ModelConfigError, match="matryoshka"):
         ModelConfig.load(minilm, {"matryoshka_dimensions": [1000]})
+
+
+def test_decoders_pool_last_and_normalize_by_default(tiny_decoder, tiny_qwen3_embedding):
+    cfg = ModelConfig.load(tiny_decoder("qwen3-causal-lm"))
+    assert (cfg.architecture, cfg.pooling, cfg.normalize, cfg.context_length) == (
+        "Qwen3ForCausalLM",
+        "last",
+        True,
+        2048,
+    )
+    st = ModelConfig.load(tiny_qwen3_embedding)  # declares last-token pooling, Normalize, prompts, max_seq_length
+    assert (st.pooling, st.normalize, st.context_length, st.embedding_dim) == ("last", True, 1024, 1536)
+    assert set(st.st_info.prompts) == {"query", "document"}
+
+
+def test_sliding_window_caps_the_context(tiny_decoder):
+    path = tiny_decoder("mistral-base-sharded")
+    assert ModelConfig.load(path, {"sliding_window": 512}).context_length == 512
+    assert ModelConfig.load(path, {"sliding_window": None}).context_length == 2048
+    # Qwen2/Qwen3 configs carry a window that is off unless use_sliding_window is set
+    assert ModelConfig.load(path, {"sliding_window": 512, "use_sliding_window": False}).context_length == 2048
+    with pytest.raises(ModelConfigError, match="outside 1..512"):
+        ModelConfig.load(path, {"sliding_window": 512}, context_length=1024)

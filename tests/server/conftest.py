@@ -40,3 +40,24 @@ def preset_server():
     )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def qwen3_embedding_server(tiny_qwen3_embedding):
+    """A Qwen3-Embedding-shaped model with SGLang's Matryoshka override, defaulting to the `query` prompt."""
+    overrides = json.dumps({"matryoshka_dimensions": [128, 256, 512, 1024, 1536]})
+    server = RunningServer(
+        ["--model-path", tiny_qwen3_embedding, "--is-embedding", "--json-model-override-args", overrides,
+         "--default-prompt-name", "query"]
+    )  # fmt: skip
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def smollm2_server(smollm2):
+    """Real SmolLM2-135M weights served as an embedding model (last token, normalized), truncatable."""
+    overrides = json.dumps({"matryoshka_dimensions": [64, 128, 256, 512]})
+    server = RunningServer(["--model-path", smollm2, "--is-embedding", "--json-model-override-args", overrides])
+    yield server
+    server.stop()

@@ -1,0 +1,12 @@
+"""Qwen2-architecture embedders (GTE-Qwen2): q, k and v carry biases, the output projection does not."""
+
+from __future__ import annotations
+
+from engine.layers.decoder_block import DecoderOptions
+from engine.models.decoder import DecoderEmbeddingModel
+
+
+class Qwen2EmbeddingModel(DecoderEmbeddingModel):
+    @classmethod
+    def options(cls, cfg: dict) -> DecoderOptions:
+        return DecoderOptions(qkv_bias=True)
