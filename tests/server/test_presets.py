@@ -17,7 +17,8 @@ PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 def test_there_is_a_preset_per_seed_model():
     names = {p.stem for p in PRESETS}
     assert {"Qwen3-Embedding-0.6B", "Qwen3-Embedding-4B", "Qwen3-Embedding-8B", "gte-Qwen2-7B-instruct",
-            "e5-mistral-7b-instruct", "all-MiniLM-L6-v2"} <= names  # fmt: skip
+            "e5-mistral-7b-instruct", "all-minilm-l6-v2", "bge-large-en-v1.5", "gme-qwen2-vl-2b-instruct",
+            "clip-vit-large-patch14-336"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
