@@ -13,10 +13,17 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.model_config import ModelConfig
+from processes.heartbeat import EngineHeartbeat
+from processes.messages import EmbedResponse
+from server.admission import Ticket
 from server.args import ServerArgs
+from server.disconnect import run_unless_disconnected
 from server.engine_client import EngineClient
 from server.errors import APIError, error_response
 from server.protocol import check_dimensions, check_encoding_format, decode_embedding_request, parse_inputs
+from server.reliability import Reliability
+from server.reliability_routes import install_reliability
+from server.request_limits import check_input_sizes, read_body
 from server.tokenizer_manager import TokenizerManager
 
 # Tokenizing this many characters inline would stall the event loop; larger requests go to a thread.
@@ -31,6 +38,11 @@ class FrontendState:
     tokenizer: TokenizerManager
     engine: EngineClient
     on_startup: list = field(default_factory=list)  # callables run once the event loop exists
+    heartbeat: EngineHeartbeat | None = None  # the scheduler's progress, shared memory
+    reliability: Reliability = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reliability = Reliability(self.args, self.engine, self.heartbeat)
 
 
 def build_app(state: FrontendState) -> FastAPI:
@@ -43,21 +55,33 @@ def build_app(state: FrontendState) -> FastAPI:
         await state.engine.stop()
 
     app = FastAPI(title="embedserve", lifespan=lifespan)
-    _install_error_handlers(app)
+    _install_error_handlers(app, state)
+    install_reliability(app, state)
+    args = state.args
 
     @app.post("/v1/embeddings")
     async def create_embeddings(request: Request) -> Response:
-        req = decode_embedding_request(await request.body())
+        # Admission first: a refused request costs no body read, no decoding and no tokenizing.
+        with state.reliability.admission.admit() as ticket:
+            body = await read_body(request, args.max_request_bytes, ticket)
+            result = await run_unless_disconnected(request.receive, embed(body, ticket))
+        state.reliability.stats.count_response(result.status)
+        return Response(result.body, status_code=result.status, media_type="application/json")
+
+    async def embed(body: bytes, ticket: Ticket) -> EmbedResponse:
+        req = decode_embedding_request(body)
         encoding_format = check_encoding_format(req.encoding_format)
         dimensions = check_dimensions(req.dimensions, state.model_config)
         items = parse_inputs(req.input)
+        check_input_sizes(items, args.max_inputs_per_request, args.max_input_chars)
         num_chars = sum(len(i) for i in items if isinstance(i, str))
         if num_chars > _INLINE_TOKENIZE_CHARS:
             tokens = await asyncio.to_thread(state.tokenizer.tokenize, items)
         else:
             tokens = state.tokenizer.tokenize(items)
-        result = await state.engine.embed(uuid.uuid4().hex, tokens, encoding_format, dimensions)
-        return Response(result.body, status_code=result.status, media_type="application/json")
+        del req, items  # only the token arrays are kept while the request waits
+        ticket.reserve(tokens.num_tokens)
+        return await state.engine.embed(uuid.uuid4().hex, tokens, encoding_format, dimensions)
 
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:
@@ -73,8 +97,9 @@ def build_app(state: FrontendState) -> FastAPI:
 
     @app.get("/health")
     async def health() -> Response:
-        if state.engine.dead_reason is not None:
-            return error_response(f"unhealthy: {state.engine.dead_reason}", 503)
+        problem = state.reliability.health_problem()
+        if problem is not None:
+            return error_response(f"unhealthy: {problem}", 503)
         return Response(status_code=200)
 
     @app.get("/get_model_info")
@@ -100,10 +125,11 @@ def build_app(state: FrontendState) -> FastAPI:
     return app
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, state: FrontendState) -> None:
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.message, exc.status, exc.param)
+        state.reliability.stats.count_response(exc.status)
+        return error_response(exc.message, exc.status, exc.param, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

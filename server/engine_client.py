@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import zmq.asyncio
 
@@ -22,6 +23,9 @@ class EngineClient:
         self._pending: dict[str, asyncio.Future[EmbedResponse]] = {}
         self.dead_reason: str | None = None  # set once a child process has died
         self._receiver: asyncio.Task | None = None
+        self._sent_at: dict[str, float] = {}  # rid -> time.monotonic() it went to the scheduler, oldest first
+        self.last_result_at = time.monotonic()
+        self.num_results_discarded = 0  # results that arrived after their client had left
 
     async def start(self) -> None:
         self._context = zmq.asyncio.Context()
@@ -40,6 +44,10 @@ class EngineClient:
     def num_pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def oldest_pending_since(self) -> float | None:
+        return next(iter(self._sent_at.values()), None)
+
     async def embed(
         self, rid: str, inputs: TokenizedInputs, encoding_format: str, dimensions: int | None
     ) -> EmbedResponse:
@@ -56,9 +64,11 @@ class EngineClient:
             prompt_tokens=inputs.num_tokens,
         )
         try:
+            self._sent_at[rid] = time.monotonic()
             self._to_scheduler.send_nowait(request)
             return await future
         finally:
+            self._sent_at.pop(rid, None)
             if self._pending.pop(rid, None) is not None and not future.done() and self.dead_reason is None:
                 # The handler was cancelled (client gone): drop the work before it reaches the model.
                 self._to_scheduler.send_nowait(AbortRequest(rid))
@@ -73,6 +83,9 @@ class EngineClient:
     async def _receive_forever(self) -> None:
         while True:
             response = await self._from_results.recv()
+            self.last_result_at = time.monotonic()
             future = self._pending.get(response.rid)
             if future is not None and not future.done():
                 future.set_result(response)
+            else:
+                self.num_results_discarded += 1  # its client left; dropping it is the whole job
