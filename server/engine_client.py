@@ -69,8 +69,10 @@ class EngineClient:
             return await future
         finally:
             self._sent_at.pop(rid, None)
-            if self._pending.pop(rid, None) is not None and not future.done() and self.dead_reason is None:
-                # The handler was cancelled (client gone): drop the work before it reaches the model.
+            # Cancelling the handler (client gone) cancels the future it awaits: then drop the work before it
+            # reaches the model. A future with a result or an error needs no abort.
+            unanswered = future.cancelled() or not future.done()
+            if self._pending.pop(rid, None) is not None and unanswered and self.dead_reason is None:
                 self._to_scheduler.send_nowait(AbortRequest(rid))
 
     def fail_all(self, reason: str) -> None:
