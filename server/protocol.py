@@ -28,6 +28,8 @@ def decode_embedding_request(body: bytes) -> EmbeddingRequest:
         raise APIError(f"invalid request: {error}", param=param) from None
     except msgspec.DecodeError as error:
         raise APIError(f"request body is not valid JSON: {error}") from None
+    except RecursionError:  # msgspec's decoder bounds nesting depth (about a thousand levels)
+        raise APIError("request body is nested too deeply", param="input") from None
 
 
 def _is_token_id(x: Any) -> bool:
