@@ -43,6 +43,8 @@ class BatchQueue:
         self.max_batch_seqs = max_batch_seqs
         self._waiting: deque[BatchItem] = deque()
         self._requests: dict[str, _RequestState] = {}
+        self.num_dropped_inputs = 0  # skipped because their request was aborted before they ran
+        self.num_discarded_inputs = 0  # ran, but their request was aborted meanwhile
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -80,6 +82,7 @@ class BatchQueue:
             item = self._waiting[0]
             if item.rid not in self._requests:
                 self._waiting.popleft()  # aborted
+                self.num_dropped_inputs += 1
                 continue
             if batch and num_tokens + item.num_tokens > self.max_batch_tokens:
                 break
@@ -101,6 +104,7 @@ class BatchQueue:
         for item, vector in zip(batch, vectors, strict=True):
             state = self._requests.get(item.rid)
             if state is None:
+                self.num_discarded_inputs += 1
                 continue
             if state.first_forward is None:
                 state.first_forward = started

@@ -10,9 +10,11 @@ import torch
 import zmq
 
 from engine.batch_queue import BatchQueue
+from engine.faults import is_fatal, with_injected_faults
 from engine.model_config import ModelConfig
 from engine.model_runner import ModelRunner
 from processes.channels import PullChannel, PushChannel
+from processes.heartbeat import EngineHeartbeat
 from processes.ipc import IpcAddresses
 from processes.lifecycle import init_child_process, report_failure, report_ready
 from processes.messages import AbortRequest, BatchOutput, BatchStats, SchedulerInput
@@ -21,7 +23,13 @@ from server.args import ServerArgs
 logger = logging.getLogger(__name__)
 
 
-def run_scheduler_process(args: ServerArgs, model_config: ModelConfig, ipc: IpcAddresses, ready: Connection) -> None:
+def run_scheduler_process(
+    args: ServerArgs,
+    model_config: ModelConfig,
+    ipc: IpcAddresses,
+    ready: Connection,
+    heartbeat: EngineHeartbeat | None = None,
+) -> None:
     init_child_process("scheduler", args.log_level)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
@@ -37,10 +45,16 @@ def run_scheduler_process(args: ServerArgs, model_config: ModelConfig, ipc: IpcA
         raise SystemExit(1) from error
     report_ready(ready, {"device": str(runner.device), "attention_backend": runner.attn.name})
     queue = BatchQueue(args.max_prefill_tokens, args.max_running_requests)
-    serve_forever(runner, queue, inbox, outbox)
+    serve_forever(with_injected_faults(runner), queue, inbox, outbox, heartbeat)
 
 
-def serve_forever(runner: ModelRunner, queue: BatchQueue, inbox: PullChannel, outbox: PushChannel) -> None:
+def serve_forever(
+    runner: ModelRunner,
+    queue: BatchQueue,
+    inbox: PullChannel,
+    outbox: PushChannel,
+    heartbeat: EngineHeartbeat | None = None,
+) -> None:
     stats: list[BatchStats] = []  # forwards not yet reported; they ride on the next BatchOutput
     while True:
         # Sleep in recv while idle; while work is queued, only pick up what has already arrived.
@@ -50,6 +64,8 @@ def serve_forever(runner: ModelRunner, queue: BatchQueue, inbox: PullChannel, ou
             else:
                 queue.add(message)
         batch = queue.next_batch()
+        if heartbeat is not None:
+            heartbeat.record(len(queue), queue.num_dropped_inputs, queue.num_discarded_inputs)
         if not batch:
             continue
         num_tokens = sum(len(item.token_ids) for item in batch)
@@ -58,11 +74,17 @@ def serve_forever(runner: ModelRunner, queue: BatchQueue, inbox: PullChannel, ou
             images = [item.image for item in batch] if any(item.image is not None for item in batch) else None
             vectors = runner.embed([item.token_ids for item in batch], images)
         except Exception as error:  # one bad batch fails its requests, not the server
+            if is_fatal(error):
+                # The device state is unknown: stop, so the frontend answers 503 and exits non-zero.
+                logger.critical("fatal error in the forward pass; the scheduler stops: %s", error)
+                raise
             logger.exception("forward pass failed for %d inputs", len(batch))
             outputs = queue.fail(batch, f"forward pass failed: {type(error).__name__}: {error}")
         else:
             outputs = queue.complete(batch, vectors, started, time.monotonic())
         stats.append(BatchStats(len(batch), num_tokens, time.monotonic() - started, len(queue)))
+        if heartbeat is not None:
+            heartbeat.batch_done(len(batch))
         if outputs:
             outbox.send(BatchOutput(outputs, stats))
             stats = []

@@ -13,13 +13,19 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.model_config import ModelConfig
+from processes.heartbeat import EngineHeartbeat
+from server.admission import Ticket
 from server.args import ServerArgs
-from server.embedding_pipeline import run_embedding
+from server.disconnect import run_unless_disconnected
+from server.embedding_pipeline import EmbedOutcome, run_embedding
 from server.engine_client import EngineClient
 from server.errors import APIError, error_response
 from server.metrics import ServerMetrics, install_metrics
 from server.prompts import select_prompt
 from server.protocol import check_dimensions, check_encoding_format, decode_embedding_request, parse_inputs
+from server.reliability import Reliability
+from server.reliability_routes import install_reliability
+from server.request_limits import check_input_sizes, read_body
 from server.routes_native import register_native_routes
 from server.tokenizer_manager import TokenizerManager
 
@@ -35,6 +41,11 @@ class FrontendState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     engine_info: dict = field(default_factory=dict)  # what the scheduler reported when ready (device, backend)
     multimodal: Any = None  # server.multimodal.MultimodalProcessor for multimodal models
+    heartbeat: EngineHeartbeat | None = None  # the scheduler's progress, shared memory
+    reliability: Reliability = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reliability = Reliability(self.args, self.engine, self.heartbeat)
 
 
 def build_app(state: FrontendState) -> FastAPI:
@@ -47,19 +58,30 @@ def build_app(state: FrontendState) -> FastAPI:
         await state.engine.stop()
 
     app = FastAPI(title="embedserve", lifespan=lifespan)
-    _install_error_handlers(app)
+    _install_error_handlers(app, state)
+    install_reliability(app, state)
+    args = state.args
 
     @app.post("/v1/embeddings")
     async def create_embeddings(request: Request) -> Response:
         started = time.perf_counter()
-        req = decode_embedding_request(await request.body())
+        # Admission first: a refused request costs no body read, no decoding and no tokenizing.
+        with state.reliability.admission.admit() as ticket:
+            body = await read_body(request, args.max_request_bytes, ticket)
+            outcome = await run_unless_disconnected(request.receive, embed(request, started, body, ticket))
+        response = outcome.response
+        state.reliability.stats.count_response(response.status)
+        headers = outcome.headers(state.engine_info.get("device", args.device))
+        return Response(response.body, response.status, headers, media_type="application/json")
+
+    async def embed(request: Request, started: float, body: bytes, ticket: Ticket) -> EmbedOutcome:
+        req = decode_embedding_request(body)
         encoding_format = check_encoding_format(req.encoding_format)
         dimensions = check_dimensions(req.dimensions, state.model_config)
         items = parse_inputs(req.input, multimodal=state.multimodal is not None)
-        prompt = select_prompt(req.prompt_name, state.args.default_prompt_name, state.model_config.st_info)
-        outcome = await run_embedding(state, request, started, items, encoding_format, dimensions, prompt)
-        headers = outcome.headers(state.engine_info.get("device", state.args.device))
-        return Response(outcome.response.body, outcome.response.status, headers, media_type="application/json")
+        check_input_sizes(items, args.max_inputs_per_request, args.max_input_chars)
+        prompt = select_prompt(req.prompt_name, args.default_prompt_name, state.model_config.st_info)
+        return await run_embedding(state, request, started, items, encoding_format, dimensions, prompt, ticket)
 
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:
@@ -75,8 +97,9 @@ def build_app(state: FrontendState) -> FastAPI:
 
     @app.get("/health")
     async def health() -> Response:
-        if state.engine.dead_reason is not None:
-            return error_response(f"unhealthy: {state.engine.dead_reason}", 503)
+        problem = state.reliability.health_problem()
+        if problem is not None:
+            return error_response(f"unhealthy: {problem}", 503)
         return Response(status_code=200)
 
     @app.get("/get_model_info")
@@ -105,10 +128,11 @@ def build_app(state: FrontendState) -> FastAPI:
     return app
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, state: FrontendState) -> None:
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.message, exc.status, exc.param)
+        state.reliability.stats.count_response(exc.status)
+        return error_response(exc.message, exc.status, exc.param, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

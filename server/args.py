@@ -67,6 +67,19 @@ class ServerArgs:
         None,
         "sentence-transformers prompt prepended to texts whose request names none (config_sentence_transformers.json)",
     )
+    # reliability (docs/reliability.md)
+    api_key: str | None = _opt(None, "require 'Authorization: Bearer KEY' on every route but /health and /ready")
+    max_queued_requests: int = _opt(512, "requests admitted at once (read, tokenized, queued or running); more get 429")
+    max_queued_tokens: int = _opt(
+        4_194_304, "tokens admitted at once (a request counts its body bytes until tokenized); more get 429"
+    )
+    max_request_bytes: int = _opt(2_097_152, "largest request body in bytes; larger gets 413")
+    max_inputs_per_request: int = _opt(2048, "most inputs in one request; more is a 400")
+    max_input_chars: int = _opt(100_000, "most characters in one text input, checked before tokenizing; more is a 400")
+    engine_stall_timeout: float = _opt(
+        60.0, "seconds the engine may leave waiting requests without finishing a batch before /health turns 503"
+    )
+    shutdown_timeout: float = _opt(30.0, "seconds SIGTERM waits for in-flight requests before failing them with 503")
 
     def __post_init__(self) -> None:
         if self.max_prefill_tokens < 1 or self.max_running_requests < 1:
@@ -93,6 +106,7 @@ class ServerArgs:
                 "--media-fetch-timeout, --max-media-bytes, --max-image-pixels, --media-workers must be positive"
             )
         self.model_overrides()  # fail at startup on bad JSON
+        check_reliability_args(self)
 
     def model_overrides(self) -> dict[str, Any]:
         try:
@@ -125,6 +139,21 @@ class ServerArgs:
     @classmethod
     def from_cli_args(cls, namespace: argparse.Namespace) -> ServerArgs:
         return cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)})
+
+
+def check_reliability_args(args: ServerArgs) -> None:
+    positive = ("max_queued_requests", "max_queued_tokens", "max_request_bytes", "max_inputs_per_request",
+                "max_input_chars", "engine_stall_timeout")  # fmt: skip
+    for name in positive:
+        if getattr(args, name) <= 0:
+            raise ServerArgsError(f"--{name.replace('_', '-')} must be positive")
+    if args.shutdown_timeout < 0:
+        raise ServerArgsError("--shutdown-timeout must not be negative")
+    if args.max_request_bytes > args.max_queued_tokens:
+        # a body reserves its size in the token budget until tokenized; a larger one could never be admitted
+        raise ServerArgsError("--max-request-bytes must not exceed --max-queued-tokens")
+    if args.api_key is not None and not args.api_key:
+        raise ServerArgsError("--api-key must not be empty")
 
 
 def default_model_path() -> str:

@@ -15,6 +15,7 @@ from server.protocol import MultimodalItem
 from server.tokenizer_manager import TokenizedInputs, TokenizerManager
 
 if TYPE_CHECKING:
+    from server.admission import Ticket
     from server.app import FrontendState
 
 # Tokenizing this many characters inline would stall the event loop; larger requests go to a thread.
@@ -83,12 +84,15 @@ async def run_embedding(
     encoding_format: str,
     dimensions: int | None,
     prompt: str = "",
+    ticket: Ticket | None = None,
 ) -> EmbedOutcome:
     """Tokenize `items`, embed them, and record the request in the metrics and the request log.
 
     `started` is the handler's time.perf_counter() before it read the body.
     """
     tokens, images = await prepare_inputs(state, items, prompt)
+    if ticket is not None:
+        ticket.reserve(tokens.num_tokens)  # admission now counts real tokens instead of body bytes
     tokenized = time.perf_counter()
     rid = uuid.uuid4().hex
     response = await state.engine.embed(rid, tokens, encoding_format, dimensions, images)

@@ -33,6 +33,9 @@ class EngineClient:
         self.dead_reason: str | None = None  # set once a child process has died
         self._receiver: asyncio.Task | None = None
         self.on_batches: Callable[[list[BatchStats]], None] | None = None  # the metrics' hook for forward stats
+        self._sent_at: dict[str, float] = {}  # rid -> time.monotonic() it went to the scheduler, oldest first
+        self.last_result_at = time.monotonic()
+        self.num_results_discarded = 0  # results that arrived after their client had left
 
     async def start(self) -> None:
         self._context = zmq.asyncio.Context()
@@ -50,6 +53,10 @@ class EngineClient:
     @property
     def num_pending(self) -> int:
         return len(self._pending)
+
+    @property
+    def oldest_pending_since(self) -> float | None:
+        return next(iter(self._sent_at.values()), None)
 
     async def embed(
         self,
@@ -75,11 +82,15 @@ class EngineClient:
             sent_at=time.monotonic(),
         )
         try:
+            self._sent_at[rid] = time.monotonic()
             self._to_scheduler.send_nowait(request)
             return await future
         finally:
-            if self._pending.pop(rid, None) is not None and not future.done() and self.dead_reason is None:
-                # The handler was cancelled (client gone): drop the work before it reaches the model.
+            self._sent_at.pop(rid, None)
+            # Cancelling the handler (client gone) cancels the future it awaits: then drop the work before it
+            # reaches the model. A future with a result or an error needs no abort.
+            unanswered = future.cancelled() or not future.done()
+            if self._pending.pop(rid, None) is not None and unanswered and self.dead_reason is None:
                 self._to_scheduler.send_nowait(AbortRequest(rid))
 
     def fail_all(self, reason: str) -> None:
@@ -94,6 +105,9 @@ class EngineClient:
             response = await self._from_results.recv()
             if response.batches and self.on_batches is not None:
                 self.on_batches(response.batches)
+            self.last_result_at = time.monotonic()
             future = self._pending.get(response.rid)
             if future is not None and not future.done():
                 future.set_result(response)
+            else:
+                self.num_results_discarded += 1  # its client left; dropping it is the whole job

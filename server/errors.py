@@ -16,11 +16,12 @@ _TYPES = {
 class APIError(Exception):
     """An error the client should see, with its HTTP status and the offending parameter."""
 
-    def __init__(self, message: str, status: int = 400, param: str | None = None):
+    def __init__(self, message: str, status: int = 400, param: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.param = param
+        self.headers = headers
 
 
 def error_body(message: str, status: int, param: str | None = None) -> dict:

@@ -15,12 +15,14 @@ import uvloop
 
 from engine.model_config import ModelConfig, ModelConfigError
 from engine.models.registry import UnsupportedModelError
+from processes.heartbeat import EngineHeartbeat
 from processes.ipc import IpcAddresses
 from processes.result_process import run_result_process
 from processes.scheduler_process import run_scheduler_process
 from server.app import FrontendState, build_app
 from server.args import ServerArgs, ServerArgsError, default_model_path
 from server.engine_client import EngineClient
+from server.graceful_server import GracefulServer
 from server.prompts import check_default_prompt_name
 from server.startup_summary import startup_summary
 from server.tokenizer_manager import TokenizerManager
@@ -58,8 +60,9 @@ def launch_server(args: ServerArgs) -> int:
     signal.signal(signal.SIGINT, _stop_on_signal)
     ipc = IpcAddresses.create()
     children: list[BaseProcess] = []
+    heartbeat = EngineHeartbeat(multiprocessing.get_context("spawn"))
     try:
-        children = _start_children(args, model_config, served_name, ipc)
+        children = _start_children(args, model_config, served_name, ipc, heartbeat)
         tokenizer = TokenizerManager(model_config, args.trust_remote_code, args.allow_auto_truncate)
         multimodal = None
         if model_config.spec.multimodal is not None:
@@ -72,7 +75,9 @@ def launch_server(args: ServerArgs) -> int:
                 return 2
         engine_info = _wait_until_ready(children)
         logger.info(startup_summary(args, model_config, served_name, engine_info))
-        state = FrontendState(args, model_config, served_name, tokenizer, EngineClient(ipc), engine_info=engine_info)
+        state = FrontendState(
+            args, model_config, served_name, tokenizer, EngineClient(ipc), engine_info=engine_info, heartbeat=heartbeat
+        )
         state.multimodal = multimodal
         return _serve_http(state, children)
     except StartupError as error:
@@ -83,7 +88,9 @@ def launch_server(args: ServerArgs) -> int:
         ipc.remove()
 
 
-def _start_children(args: ServerArgs, config: ModelConfig, served_name: str, ipc: IpcAddresses) -> list[BaseProcess]:
+def _start_children(
+    args: ServerArgs, config: ModelConfig, served_name: str, ipc: IpcAddresses, heartbeat: EngineHeartbeat
+) -> list[BaseProcess]:
     ctx = multiprocessing.get_context("spawn")
     result_ready, result_ready_w = ctx.Pipe(duplex=False)
     sched_ready, sched_ready_w = ctx.Pipe(duplex=False)
@@ -93,7 +100,7 @@ def _start_children(args: ServerArgs, config: ModelConfig, served_name: str, ipc
         name="embedserve-result",
     )
     scheduler = ctx.Process(
-        target=run_scheduler_process, args=(args, config, ipc, sched_ready_w), name="embedserve-scheduler"
+        target=run_scheduler_process, args=(args, config, ipc, sched_ready_w, heartbeat), name="embedserve-scheduler"
     )
     children = []
     for proc, ready in ((result, result_ready), (scheduler, sched_ready)):
@@ -127,8 +134,8 @@ def _wait_until_ready(children: list[BaseProcess]) -> dict:
 def _serve_http(state: FrontendState, children: list[BaseProcess]) -> int:
     args = state.args
     app = build_app(state)
-    config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", log_level=args.log_level.lower(), access_log=False)  # fmt: skip
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", log_level=args.log_level.lower(), access_log=False, timeout_graceful_shutdown=5)  # fmt: skip
+    server = GracefulServer(config, drain=state.reliability.drain)
     exit_code = 0
 
     def watch_children() -> None:

@@ -36,6 +36,8 @@ def decode_request(body: bytes, request_type: type[T]) -> T:
         raise APIError(f"invalid request: {error}", param=param) from None
     except msgspec.DecodeError as error:
         raise APIError(f"request body is not valid JSON: {error}") from None
+    except RecursionError:  # msgspec's decoder bounds nesting depth (about a thousand levels)
+        raise APIError("request body is nested too deeply", param="input") from None
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,18 @@ def free_port() -> int:
 
 
 class RunningServer:
-    def __init__(self, args: list[str], startup_timeout: float = 120.0, command: list[str] | None = None):
+    def __init__(
+        self,
+        args: list[str],
+        startup_timeout: float = 120.0,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"embedserve-test-{self.port}.log"
         self._log = self.log_path.open("wb")
-        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT), **(env or {}))
         command = command or [sys.executable, "-m", "server.launch_server"]
         cmd = [*command, "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
@@ -53,6 +59,10 @@ class RunningServer:
     def child(self, role: str) -> psutil.Process:
         """The child process named embedserve-<role> (see processes/lifecycle.py)."""
         return next(p for p in self.children if p.name() == f"embedserve-{role}"[:15])
+
+    def stats(self) -> dict:
+        """The server's /stats counters (see server/reliability.py)."""
+        return httpx.get(f"{self.base_url}/stats", headers=getattr(self, "auth_headers", {}), timeout=10).json()
 
     def log(self) -> str:
         self._log.flush()

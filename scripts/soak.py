@@ -1,0 +1,181 @@
+"""Soak test: many concurrent requests of mixed sizes with random client aborts against a real loopback server.
+
+Every answer is checked against sentence-transformers' vector for the same text. Reports lost
+(no answer), wrong (a vector off the reference) and failed (an error status) counts, 429s retried,
+and each process's memory at start and end. Exits 1 when anything was lost, wrong or failed.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/soak.py --requests 2000 --concurrency 64 --abort-fraction 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.launch import RunningServer  # noqa: E402
+from tests.support.models import minilm_path  # noqa: E402
+from tests.support.texts import varied_texts  # noqa: E402
+
+MIN_COSINE = 0.99999
+REQUEST_SIZES = (1, 1, 2, 3, 4, 8, 16)
+
+
+def process_memory_mb(server: RunningServer) -> dict[str, float]:
+    processes = {"frontend": psutil.Process(server.proc.pid)}
+    processes.update({role: server.child(role) for role in ("scheduler", "result")})
+    return {role: round(p.memory_info().rss / 2**20, 1) for role, p in processes.items()}
+
+
+def _vectors(payload: dict) -> np.ndarray:
+    rows = [
+        np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4")
+        if isinstance(d["embedding"], str)
+        else d["embedding"]
+        for d in sorted(payload["data"], key=lambda d: d["index"])
+    ]
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _is_right(payload: dict, reference: np.ndarray) -> bool:
+    got = _vectors(payload)
+    if got.shape != reference.shape:
+        return False
+    cosine = (got * reference).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1))
+    return bool(cosine.min() >= MIN_COSINE)
+
+
+async def _one_request(client, url, body, reference, abort_after, outcomes: Counter, failures: list) -> None:
+    while True:
+        try:
+            if abort_after is not None:
+                response = await asyncio.wait_for(client.post(url, json=body), abort_after)
+            else:
+                response = await client.post(url, json=body, timeout=300)
+        except asyncio.TimeoutError:
+            outcomes["aborted"] += 1  # the client hung up on purpose
+            return
+        except httpx.HTTPError as error:
+            outcomes["lost"] += 1
+            failures.append(f"{type(error).__name__}: {error}")
+            return
+        if response.status_code == 429:
+            outcomes["rejected_429_retried"] += 1
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+            continue
+        if response.status_code != 200:
+            outcomes["failed"] += 1
+            failures.append(f"{response.status_code}: {response.text[:200]}")
+        elif _is_right(response.json(), reference):
+            outcomes["ok"] += 1
+        else:
+            outcomes["wrong"] += 1
+        return
+
+
+async def _drive(base_url: str, reference: np.ndarray, texts: list[str], args) -> tuple[Counter, list[str]]:
+    rng = random.Random(args.seed)
+    outcomes: Counter = Counter()
+    failures: list[str] = []
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    gate = asyncio.Semaphore(args.concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=300) as client:
+
+        async def bounded(i: int) -> None:
+            picks = [rng.randrange(len(texts)) for _ in range(rng.choice(REQUEST_SIZES))]
+            body = {"input": [texts[p] for p in picks], "encoding_format": rng.choice(("float", "base64"))}
+            abort_after = rng.uniform(0.005, 0.3) if rng.random() < args.abort_fraction else None
+            async with gate:
+                await _one_request(
+                    client, f"{base_url}/v1/embeddings", body, reference[picks], abort_after, outcomes, failures
+                )
+
+        await asyncio.gather(*(bounded(i) for i in range(args.requests)))
+    return outcomes, failures
+
+
+def _wait_settled(server: RunningServer, timeout: float = 60) -> dict:
+    """The server's counters once nothing is admitted or pending any more (a leak would never settle)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = server.stats()
+        if stats["admitted_requests"] == 0 and stats["engine_pending_requests"] == 0:
+            return stats
+        if time.monotonic() > deadline:
+            return stats
+        time.sleep(0.1)
+
+
+def run_soak(args: argparse.Namespace) -> dict:
+    from sentence_transformers import SentenceTransformer
+
+    texts = varied_texts(args.num_texts, seed=args.seed)
+    model_path = args.model_path or minilm_path()
+    reference = SentenceTransformer(model_path, device="cpu").encode(texts, normalize_embeddings=True)
+    server = RunningServer(["--model-path", model_path, "--allow-auto-truncate", *args.server_arg])
+    try:
+        memory_start = process_memory_mb(server)
+        started = time.monotonic()
+        outcomes, failures = asyncio.run(_drive(server.base_url, np.asarray(reference, np.float64), texts, args))
+        duration = time.monotonic() - started
+        stats = _wait_settled(server)
+        memory_end = process_memory_mb(server)
+        healthy = httpx.get(f"{server.base_url}/health").status_code == 200
+    finally:
+        exit_code = server.stop()
+    return {
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "abort_fraction": args.abort_fraction,
+        **{key: outcomes[key] for key in ("ok", "aborted", "lost", "wrong", "failed", "rejected_429_retried")},
+        "first_failures": failures[:5],
+        "duration_s": round(duration, 1),
+        "requests_per_s": round(args.requests / duration, 1),
+        "memory_mb_start": memory_start,
+        "memory_mb_end": memory_end,
+        "server_aborted_by_client": stats["requests_aborted_by_client"],
+        "server_inputs_dropped": stats["engine"]["inputs_dropped"],
+        "server_inputs_discarded": stats["engine"]["inputs_discarded"],
+        "server_settled": stats["admitted_requests"] == 0 and stats["engine_pending_requests"] == 0,
+        "healthy_after": healthy,
+        "exit_code": exit_code,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--abort-fraction", type=float, default=0.1, help="share of clients that hang up early")
+    parser.add_argument("--num-texts", type=int, default=64, help="distinct texts the requests draw from")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-path", default=None, help="default: the embedded all-MiniLM-L6-v2")
+    parser.add_argument("--server-arg", action="append", default=[], help="extra server flag (repeatable)")
+    return parser.parse_args(argv)
+
+
+def is_clean(report: dict) -> bool:
+    return (report["lost"] == report["wrong"] == report["failed"] == 0 and report["healthy_after"]
+            and report["server_settled"] and report["exit_code"] == 0)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = run_soak(parse_args(argv))
+    print(json.dumps(report, indent=2))
+    return 0 if is_clean(report) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
