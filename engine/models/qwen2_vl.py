@@ -11,14 +11,13 @@ from torch import nn
 
 from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
-from engine.layers.activation import activation_by_name
-from engine.layers.linear import MergedColumnParallelLinear, QKVParallelLinear, RowParallelLinear
+from engine.layers.decoder_block import DecoderOptions, GatedMLP
+from engine.layers.linear import QKVParallelLinear, RowParallelLinear
 from engine.layers.mrope import MultimodalRotaryEmbedding, apply_rotary, mrope_positions
+from engine.layers.norm import RMSNorm
 from engine.model_config import ModelConfig
 from engine.models.qwen2_vl_vision import Qwen2VisionTransformer
 from engine.weights import load_renamed_weights
-
-# RMSNorm and the gated MLP below are minimal local copies; the decoder families share their own in engine/layers/.
 
 
 def text_config(hf: dict) -> dict:
@@ -30,29 +29,6 @@ def rope_settings(cfg: dict) -> tuple[float, list[int]]:
     rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
     theta = float(rope.get("rope_theta", cfg.get("rope_theta", 1000000.0)))
     return theta, list(rope.get("mrope_section", [16, 24, 24]))
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, hidden_size: int, eps: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(hidden_size), requires_grad=False)
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        variance = x.float().pow(2).mean(-1, keepdim=True)
-        return self.weight * (x.float() * torch.rsqrt(variance + self.eps)).to(x.dtype)
-
-
-class GatedMLP(nn.Module):
-    def __init__(self, hidden: int, intermediate: int, act: str):
-        super().__init__()
-        self.gate_up_proj = MergedColumnParallelLinear(hidden, [intermediate, intermediate], bias=False)
-        self.down_proj = RowParallelLinear(intermediate, hidden, bias=False)
-        self.act = activation_by_name(act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(self.act(gate) * up)
 
 
 class Qwen2Attention(nn.Module):
@@ -82,7 +58,7 @@ class Qwen2DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(cfg["hidden_size"], eps)
         self.self_attn = Qwen2Attention(cfg, attn)
         self.post_attention_layernorm = RMSNorm(cfg["hidden_size"], eps)
-        self.mlp = GatedMLP(cfg["hidden_size"], cfg["intermediate_size"], cfg.get("hidden_act", "silu"))
+        self.mlp = GatedMLP(cfg, DecoderOptions(qkv_bias=True))
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), batch, cos, sin)
