@@ -19,6 +19,7 @@ from processes.heartbeat import EngineHeartbeat
 from processes.ipc import IpcAddresses
 from processes.lifecycle import init_child_process, report_failure, report_ready
 from processes.messages import AbortRequest, BatchOutput, BatchStats, SchedulerInput
+from processes.peer_watch import start_peer_watch
 from processes.tensor_parallel_rank import BatchSharingRunner, follow_rank_zero
 from server.args import ServerArgs
 from server.topology import RankPlacement
@@ -67,7 +68,9 @@ def join_tensor_parallel_group(placement: RankPlacement, device: str) -> BatchBr
     if placement.tp_size == 1:
         return None
     init_tensor_parallel(placement.tp_rank, placement.tp_size, placement.init_address, device)
-    return BatchBroadcaster()
+    broadcaster = BatchBroadcaster()
+    start_peer_watch(placement.tp_rank)
+    return broadcaster
 
 
 def serve_forever(
