@@ -40,8 +40,9 @@ def _stop_on_signal(signum, frame) -> None:
 
 def launch_server(args: ServerArgs) -> int:
     """Run the whole server in the foreground; returns the process exit code."""
+    label = "frontend" if args.node_rank == 0 else f"node{args.node_rank}"
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s [frontend] %(levelname)s %(name)s: %(message)s"
+        level=args.log_level.upper(), format=f"%(asctime)s [{label}] %(levelname)s %(name)s: %(message)s"
     )
     if args.model_path is None:
         args.model_path = default_model_path()
