@@ -10,7 +10,6 @@ import torch
 import zmq
 
 from engine.batch_queue import BatchQueue
-from engine.distributed import BatchBroadcaster, init_tensor_parallel
 from engine.faults import is_fatal, with_injected_faults
 from engine.model_config import ModelConfig
 from engine.model_runner import ModelRunner
@@ -19,8 +18,7 @@ from processes.heartbeat import EngineHeartbeat
 from processes.ipc import IpcAddresses
 from processes.lifecycle import init_child_process, report_failure, report_ready
 from processes.messages import AbortRequest, BatchOutput, BatchStats, SchedulerInput
-from processes.peer_watch import start_peer_watch
-from processes.tensor_parallel_rank import BatchSharingRunner, follow_rank_zero
+from processes.tensor_parallel_rank import BatchSharingRunner, follow_rank_zero, join_tensor_parallel_group
 from server.args import ServerArgs
 from server.topology import RankPlacement
 
@@ -61,16 +59,6 @@ def run_scheduler_process(
     if broadcaster is not None:
         runner = BatchSharingRunner(runner, broadcaster)
     serve_forever(with_injected_faults(runner), queue, inbox, outbox, heartbeat)
-
-
-def join_tensor_parallel_group(placement: RankPlacement, device: str) -> BatchBroadcaster | None:
-    """With several ranks, meet the others before the model is built (the layers read rank and size)."""
-    if placement.tp_size == 1:
-        return None
-    init_tensor_parallel(placement.tp_rank, placement.tp_size, placement.init_address, device)
-    broadcaster = BatchBroadcaster()
-    start_peer_watch(placement.tp_rank)
-    return broadcaster
 
 
 def serve_forever(

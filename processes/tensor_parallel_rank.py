@@ -6,12 +6,24 @@ import logging
 
 import numpy as np
 
-from engine.distributed import BatchBroadcaster
+from engine.distributed import BatchBroadcaster, init_tensor_parallel
 from engine.faults import FatalEngineError
 from engine.model_runner import ModelRunner
 from processes.messages import ImageData
+from processes.peer_watch import start_peer_watch
+from server.topology import RankPlacement
 
 logger = logging.getLogger(__name__)
+
+
+def join_tensor_parallel_group(placement: RankPlacement, device: str) -> BatchBroadcaster | None:
+    """With several ranks, meet the others before the model is built (the layers read rank and size)."""
+    if placement.tp_size == 1:
+        return None
+    init_tensor_parallel(placement.tp_rank, placement.tp_size, placement.init_address, device)
+    broadcaster = BatchBroadcaster()
+    start_peer_watch(placement.tp_rank)
+    return broadcaster
 
 
 class BatchSharingRunner:
