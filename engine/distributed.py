@@ -13,10 +13,14 @@ _RUN, _STOP = 1, 0
 
 
 def init_tensor_parallel(rank: int, world_size: int, init_address: str, device: str, timeout_s: float = 600) -> None:
-    """Join the TP group: NCCL on CUDA, gloo on CPU, chosen by the device."""
+    """Join the TP group: NCCL on CUDA, gloo on CPU, chosen by the device ("cuda:N" picks this rank's GPU).
+
+    `timeout_s` bounds the model's collectives; waiting for the next batch is not bounded (see BatchBroadcaster).
+    """
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if device.startswith("cuda"):
-        torch.cuda.set_device(rank % torch.cuda.device_count())
+        index = torch.device(device).index
+        torch.cuda.set_device(rank % torch.cuda.device_count() if index is None else index)
     dist.init_process_group(
         backend,
         init_method=f"tcp://{init_address}",
@@ -26,36 +30,38 @@ def init_tensor_parallel(rank: int, world_size: int, init_address: str, device: 
     )
 
 
-def _comm_device() -> torch.device:
-    """Gloo moves host tensors; NCCL moves device tensors."""
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-
-
 class BatchBroadcaster:
-    """Rank 0 sends each batch's token ids and lengths; every other rank receives exactly the same batch."""
+    """Rank 0 sends each batch's token ids and lengths; every other rank receives exactly the same batch.
+
+    Batches travel over a gloo group of their own, even when the model's collectives use NCCL: token ids
+    stay on the host; a follower may wait for the next batch for as long as the server is idle (the
+    group's timeout is practically infinite); and a peer that dies closes its connections, which gloo
+    reports at once as an error where NCCL would hang. Every rank must build its broadcaster at the same
+    point (creating a group is itself a collective).
+    """
 
     def __init__(self) -> None:
-        self.device = _comm_device()
+        self.group = dist.new_group(backend="gloo", timeout=datetime.timedelta(days=3650))
 
     def send(self, sequences: list[np.ndarray]) -> None:
         lens = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
         header = torch.tensor([_RUN, len(sequences), int(lens.sum())], dtype=torch.int64)
-        dist.broadcast(header.to(self.device), src=0)
+        dist.broadcast(header, src=0, group=self.group)
         payload = np.concatenate([lens, *(s.astype(np.int64) for s in sequences)])
-        dist.broadcast(torch.from_numpy(payload).to(self.device), src=0)
+        dist.broadcast(torch.from_numpy(payload), src=0, group=self.group)
 
     def send_stop(self) -> None:
-        dist.broadcast(torch.tensor([_STOP, 0, 0], dtype=torch.int64, device=self.device), src=0)
+        dist.broadcast(torch.tensor([_STOP, 0, 0], dtype=torch.int64), src=0, group=self.group)
 
     def receive(self) -> list[np.ndarray] | None:
         """The next batch's sequences, or None when rank 0 says stop."""
-        header = torch.empty(3, dtype=torch.int64, device=self.device)
-        dist.broadcast(header, src=0)
+        header = torch.empty(3, dtype=torch.int64)
+        dist.broadcast(header, src=0, group=self.group)
         command, num_seqs, num_tokens = header.tolist()
         if command == _STOP:
             return None
-        payload = torch.empty(num_seqs + num_tokens, dtype=torch.int64, device=self.device)
-        dist.broadcast(payload, src=0)
-        flat = payload.cpu().numpy()
+        payload = torch.empty(num_seqs + num_tokens, dtype=torch.int64)
+        dist.broadcast(payload, src=0, group=self.group)
+        flat = payload.numpy()
         lens, tokens = flat[:num_seqs], flat[num_seqs:].astype(np.int32)
         return np.split(tokens, np.cumsum(lens)[:-1])

@@ -41,6 +41,7 @@ class ModelRunner:
         device: str = "cpu",
         attention_backend: str = "auto",
         weights: Iterable[tuple[str, torch.Tensor]] | None = None,
+        tp_size: int = 1,
     ):
         """`weights` defaults to the folder's safetensors; benchmarks pass an in-memory state dict."""
         self.config = config
@@ -52,7 +53,9 @@ class ModelRunner:
         # Build straight into the serving dtype and device so a large model is never held twice.
         with _default_dtype(_TORCH_DTYPES[config.dtype]), self.device:
             self.model = model_class(config, self.attn)
-        self.model.load_weights(iterate_weights(config.model_path, progress=True) if weights is None else weights)
+        if weights is None:  # with several ranks, each reads only its slices from disk
+            weights = iterate_weights(config.model_path, progress=True, sliced=tp_size > 1)
+        self.model.load_weights(weights)
         self.model.eval()
         logger.info(
             "loaded %s (%s, %s) in %.1fs", config.architecture, config.dtype, self.attn.name, time.monotonic() - started

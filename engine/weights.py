@@ -24,10 +24,30 @@ def safetensors_files(model_path: str | Path) -> list[Path]:
     return files
 
 
-def iterate_weights(model_path: str | Path, progress: bool = False) -> Iterator[tuple[str, torch.Tensor]]:
+class CheckpointTensor:
+    """A tensor still in its safetensors file: a tensor-parallel rank reads only the rows or columns it keeps."""
+
+    def __init__(self, file_slice):
+        self._slice = file_slice
+        self.shape = torch.Size(file_slice.get_shape())
+
+    def narrow(self, dim: int, start: int, length: int) -> torch.Tensor:
+        index = [slice(None)] * len(self.shape)
+        index[dim] = slice(start, start + length)
+        return self._slice[tuple(index)]
+
+    def full(self) -> torch.Tensor:
+        return self._slice[:]
+
+
+def iterate_weights(
+    model_path: str | Path, progress: bool = False, sliced: bool = False
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield every tensor once, one file open at a time, so memory holds one tensor beyond the model.
 
     With `progress`, a bar on stderr counts the tensors loaded (shown when the log level is info or lower).
+    With `sliced`, each tensor comes as a CheckpointTensor, read from disk only as far as its loader asks:
+    a tensor-parallel rank never holds another rank's share of a weight.
     """
     files = safetensors_files(model_path)
     show = progress and logging.getLogger(__name__).isEnabledFor(logging.INFO)
@@ -36,7 +56,7 @@ def iterate_weights(model_path: str | Path, progress: bool = False) -> Iterator[
         for file in files:
             with safe_open(str(file), framework="pt") as f:
                 for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                    yield name, f.get_tensor(name)
+                    yield name, (CheckpointTensor(f.get_slice(name)) if sliced else f.get_tensor(name))
                     bar.update(1)
 
 

@@ -44,3 +44,21 @@ class EngineHeartbeat:
         snapshot = {name: int(value) for name, value in values.items() if name != "last_batch_at"}
         snapshot["seconds_since_last_batch"] = round(time.monotonic() - values["last_batch_at"], 3)
         return snapshot
+
+
+class ReplicaHeartbeats:
+    """One heartbeat per data-parallel replica (its rank 0 writes it); /stats sums them and lists each."""
+
+    def __init__(self, ctx: BaseContext, dp_size: int):
+        self.replicas = [EngineHeartbeat(ctx) for _ in range(dp_size)]
+
+    def __getitem__(self, dp_index: int) -> EngineHeartbeat:
+        return self.replicas[dp_index]
+
+    def snapshot(self) -> dict:
+        each = [heartbeat.snapshot() for heartbeat in self.replicas]
+        total = {name: sum(s[name] for s in each) for name in each[0] if name != "seconds_since_last_batch"}
+        total["seconds_since_last_batch"] = min(s["seconds_since_last_batch"] for s in each)
+        if len(each) > 1:
+            total["replicas"] = each
+        return total

@@ -20,5 +20,9 @@ class IpcAddresses:
         folder = tempfile.mkdtemp(prefix="embedserve-")
         return cls(folder, *(f"ipc://{Path(folder) / name}" for name in ("scheduler", "result", "frontend")))
 
+    def scheduler_for(self, dp_index: int) -> str:
+        """Data-parallel replica `dp_index`'s rank 0 (replica 0 keeps the plain address)."""
+        return self.scheduler if dp_index == 0 else f"{self.scheduler}-dp{dp_index}"
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -18,7 +18,9 @@ from processes.heartbeat import EngineHeartbeat
 from processes.ipc import IpcAddresses
 from processes.lifecycle import init_child_process, report_failure, report_ready
 from processes.messages import AbortRequest, BatchOutput, BatchStats, SchedulerInput
+from processes.tensor_parallel_rank import BatchSharingRunner, follow_rank_zero, join_tensor_parallel_group
 from server.args import ServerArgs
+from server.topology import RankPlacement
 
 logger = logging.getLogger(__name__)
 
@@ -29,22 +31,33 @@ def run_scheduler_process(
     ipc: IpcAddresses,
     ready: Connection,
     heartbeat: EngineHeartbeat | None = None,
+    placement: RankPlacement | None = None,
 ) -> None:
-    init_child_process("scheduler", args.log_level)
+    placement = placement or RankPlacement()
+    init_child_process(placement.role, args.log_level)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     try:
-        runner = ModelRunner(model_config, args.resolved_device(), args.attention_backend)
+        device = placement.device(args.resolved_device())
+        broadcaster = join_tensor_parallel_group(placement, device)
+        runner = ModelRunner(model_config, device, args.attention_backend, tp_size=placement.tp_size)
         runner.warmup()
-        context = zmq.Context()
-        inbox = PullChannel(context, ipc.scheduler, SchedulerInput, bind=True)
-        outbox = PushChannel[BatchOutput](context, ipc.result)
+        if placement.tp_rank == 0:  # only rank 0 talks to the other processes
+            context = zmq.Context()
+            inbox = PullChannel(context, ipc.scheduler_for(placement.dp_index), SchedulerInput, bind=True)
+            outbox = PushChannel[BatchOutput](context, ipc.result)
     except Exception as error:
         logger.exception("scheduler failed to start")
         report_failure(ready, error)
         raise SystemExit(1) from error
+    if broadcaster is not None and placement.tp_rank > 0:
+        report_ready(ready)
+        follow_rank_zero(runner, broadcaster, placement.tp_rank)
+        return
     report_ready(ready, {"device": str(runner.device), "attention_backend": runner.attn.name})
     queue = BatchQueue(args.max_prefill_tokens, args.max_running_requests)
+    if broadcaster is not None:
+        runner = BatchSharingRunner(runner, broadcaster)
     serve_forever(with_injected_faults(runner), queue, inbox, outbox, heartbeat)
 
 

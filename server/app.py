@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.model_config import ModelConfig
-from processes.heartbeat import EngineHeartbeat
+from processes.heartbeat import ReplicaHeartbeats
 from server.admission import Ticket
 from server.args import ServerArgs
 from server.disconnect import run_unless_disconnected
@@ -41,7 +41,7 @@ class FrontendState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     engine_info: dict = field(default_factory=dict)  # what the scheduler reported when ready (device, backend)
     multimodal: Any = None  # server.multimodal.MultimodalProcessor for multimodal models
-    heartbeat: EngineHeartbeat | None = None  # the scheduler's progress, shared memory
+    heartbeat: ReplicaHeartbeats | None = None  # each replica's scheduler progress, shared memory
     reliability: Reliability = field(init=False)
 
     def __post_init__(self) -> None:

@@ -42,7 +42,9 @@ class ServerArgs:
     max_prefill_tokens: int = _opt(16384, "token budget of one forward batch")
     max_running_requests: int = _opt(256, "most inputs in one forward batch")
     num_threads: int | None = _opt(None, "torch threads in the scheduler; default: torch's choice (the cores)")
-    tp_size: int = _opt(1, "tensor-parallel ranks (only 1 in this version)")
+    tp_size: int = _opt(
+        1, "tensor-parallel ranks: one scheduler process per rank, the model's weights split across them"
+    )
     # http
     host: str = _opt("127.0.0.1", "address to bind")
     port: int = _opt(30000, "port to bind")
@@ -80,14 +82,19 @@ class ServerArgs:
         60.0, "seconds the engine may leave waiting requests without finishing a batch before /health turns 503"
     )
     shutdown_timeout: float = _opt(30.0, "seconds SIGTERM waits for in-flight requests before failing them with 503")
+    # scale up and out (docs/deployment.md)
+    dp_size: int = _opt(1, "data-parallel replicas behind the one frontend, each its own group of --tp-size ranks")
+    nnodes: int = _opt(1, "machines the --tp-size ranks of each replica are spread over")
+    node_rank: int = _opt(0, "this machine's index among --nnodes; node 0 runs the HTTP frontend")
+    dist_init_addr: str | None = _opt(
+        None, "HOST:PORT of node 0 where the ranks meet (required with --nnodes above 1); replica i uses PORT+i"
+    )
 
     def __post_init__(self) -> None:
         if self.max_prefill_tokens < 1 or self.max_running_requests < 1:
             raise ServerArgsError("--max-prefill-tokens and --max-running-requests must be at least 1")
         if not 0 < self.port < 65536:
             raise ServerArgsError(f"--port {self.port} is not a valid port")
-        if self.tp_size != 1:
-            raise ServerArgsError("--tp-size above 1 is not supported in this version")
         from engine.attention import BACKEND_NAMES
 
         if self.attention_backend not in BACKEND_NAMES:
@@ -107,6 +114,9 @@ class ServerArgs:
             )
         self.model_overrides()  # fail at startup on bad JSON
         check_reliability_args(self)
+        from server.topology import check_topology_args
+
+        check_topology_args(self)
 
     def model_overrides(self) -> dict[str, Any]:
         try:

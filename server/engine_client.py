@@ -21,32 +21,37 @@ from processes.messages import (
     SchedulerInput,
 )
 from server.errors import APIError
+from server.replica_router import ReplicaRouter
 from server.tokenizer_manager import TokenizedInputs
 
 logger = logging.getLogger(__name__)
 
 
 class EngineClient:
-    def __init__(self, ipc: IpcAddresses):
+    def __init__(self, ipc: IpcAddresses, dp_size: int = 1):
         self._ipc = ipc
+        self.router = ReplicaRouter(dp_size)  # one scheduler (rank 0) per data-parallel replica
         self._pending: dict[str, asyncio.Future[EmbedResponse]] = {}
         self.dead_reason: str | None = None  # set once a child process has died
         self._receiver: asyncio.Task | None = None
         self.on_batches: Callable[[list[BatchStats]], None] | None = None  # the metrics' hook for forward stats
-        self._sent_at: dict[str, float] = {}  # rid -> time.monotonic() it went to the scheduler, oldest first
         self.last_result_at = time.monotonic()
         self.num_results_discarded = 0  # results that arrived after their client had left
 
     async def start(self) -> None:
         self._context = zmq.asyncio.Context()
-        self._to_scheduler = AsyncPushChannel[SchedulerInput](self._context, self._ipc.scheduler)
+        self._to_schedulers = [
+            AsyncPushChannel[SchedulerInput](self._context, self._ipc.scheduler_for(replica.index))
+            for replica in self.router.replicas
+        ]
         self._from_results = AsyncPullChannel(self._context, self._ipc.frontend, EmbedResponse, bind=True)
         self._receiver = asyncio.create_task(self._receive_forever())
 
     async def stop(self) -> None:
         if self._receiver is not None:
             self._receiver.cancel()
-        self._to_scheduler.close()
+        for channel in self._to_schedulers:
+            channel.close()
         self._from_results.close()
         self._context.term()
 
@@ -56,7 +61,8 @@ class EngineClient:
 
     @property
     def oldest_pending_since(self) -> float | None:
-        return next(iter(self._sent_at.values()), None)
+        times = [r.oldest_pending_since for r in self.router.replicas if r.oldest_pending_since is not None]
+        return min(times, default=None)
 
     async def embed(
         self,
@@ -81,17 +87,17 @@ class EngineClient:
             images=images or [],
             sent_at=time.monotonic(),
         )
+        replica = self.router.send(rid, request.prompt_tokens)
         try:
-            self._sent_at[rid] = time.monotonic()
-            self._to_scheduler.send_nowait(request)
+            self._to_schedulers[replica].send_nowait(request)
             return await future
         finally:
-            self._sent_at.pop(rid, None)
+            self.router.finish(rid)
             # Cancelling the handler (client gone) cancels the future it awaits: then drop the work before it
             # reaches the model. A future with a result or an error needs no abort.
             unanswered = future.cancelled() or not future.done()
             if self._pending.pop(rid, None) is not None and unanswered and self.dead_reason is None:
-                self._to_scheduler.send_nowait(AbortRequest(rid))
+                self._to_schedulers[replica].send_nowait(AbortRequest(rid))
 
     def fail_all(self, reason: str) -> None:
         """A child died: every waiting request gets a 503 now rather than hanging."""
@@ -106,6 +112,7 @@ class EngineClient:
             if response.batches and self.on_batches is not None:
                 self.on_batches(response.batches)
             self.last_result_at = time.monotonic()
+            self.router.answered(response.rid)
             future = self._pending.get(response.rid)
             if future is not None and not future.done():
                 future.set_result(response)

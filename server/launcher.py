@@ -1,4 +1,7 @@
-"""Starts the scheduler and result processes, waits until the model is warm, serves HTTP, and stops them all."""
+"""Starts the scheduler ranks and the result process, waits until the model is warm, serves HTTP, and stops them all.
+
+With --node-rank above 0 it runs only this node's ranks (server/worker_node.py).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import logging
 import multiprocessing
 import signal
 import sys
-from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
 import uvicorn
@@ -15,23 +17,21 @@ import uvloop
 
 from engine.model_config import ModelConfig, ModelConfigError
 from engine.models.registry import UnsupportedModelError
-from processes.heartbeat import EngineHeartbeat
+from processes.heartbeat import ReplicaHeartbeats
 from processes.ipc import IpcAddresses
 from processes.result_process import run_result_process
-from processes.scheduler_process import run_scheduler_process
 from server.app import FrontendState, build_app
 from server.args import ServerArgs, ServerArgsError, default_model_path
 from server.engine_client import EngineClient
 from server.graceful_server import GracefulServer
 from server.prompts import check_default_prompt_name
+from server.rank_processes import StartupError, start_scheduler_ranks, stop_children, wait_until_ready
 from server.startup_summary import startup_summary
 from server.tokenizer_manager import TokenizerManager
+from server.topology import gpu_shortage, tensor_parallel_problem
+from server.worker_node import run_worker_node
 
 logger = logging.getLogger("embedserve")
-
-
-class StartupError(RuntimeError):
-    """A child process failed before it was ready."""
 
 
 def _stop_on_signal(signum, frame) -> None:
@@ -40,8 +40,9 @@ def _stop_on_signal(signum, frame) -> None:
 
 def launch_server(args: ServerArgs) -> int:
     """Run the whole server in the foreground; returns the process exit code."""
+    label = "frontend" if args.node_rank == 0 else f"node{args.node_rank}"
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s [frontend] %(levelname)s %(name)s: %(message)s"
+        level=args.log_level.upper(), format=f"%(asctime)s [{label}] %(levelname)s %(name)s: %(message)s"
     )
     if args.model_path is None:
         args.model_path = default_model_path()
@@ -55,12 +56,18 @@ def launch_server(args: ServerArgs) -> int:
     except (ModelConfigError, UnsupportedModelError, ServerArgsError, OSError) as error:
         logger.error("cannot serve %s: %s", args.model_path, error)
         return 2
-    served_name = args.served_model_name or args.model_path
+    problem = tensor_parallel_problem(model_config, args.tp_size) or gpu_shortage(args, device)
+    if problem is not None:
+        logger.error("cannot serve %s with --tp-size %d: %s", args.model_path, args.tp_size, problem)
+        return 2
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
+    if args.node_rank > 0:
+        return run_worker_node(args, model_config)
+    served_name = args.served_model_name or args.model_path
     ipc = IpcAddresses.create()
     children: list[BaseProcess] = []
-    heartbeat = EngineHeartbeat(multiprocessing.get_context("spawn"))
+    heartbeat = ReplicaHeartbeats(multiprocessing.get_context("spawn"), args.dp_size)
     try:
         children = _start_children(args, model_config, served_name, ipc, heartbeat)
         tokenizer = TokenizerManager(model_config, args.trust_remote_code, args.allow_auto_truncate)
@@ -73,10 +80,16 @@ def launch_server(args: ServerArgs) -> int:
             except (ValueError, OSError) as error:
                 logger.error("cannot serve %s: %s", args.model_path, error)
                 return 2
-        engine_info = _wait_until_ready(children)
+        engine_info = wait_until_ready(children)
         logger.info(startup_summary(args, model_config, served_name, engine_info))
         state = FrontendState(
-            args, model_config, served_name, tokenizer, EngineClient(ipc), engine_info=engine_info, heartbeat=heartbeat
+            args,
+            model_config,
+            served_name,
+            tokenizer,
+            EngineClient(ipc, args.dp_size),
+            engine_info=engine_info,
+            heartbeat=heartbeat,
         )
         state.multimodal = multimodal
         return _serve_http(state, children)
@@ -84,51 +97,25 @@ def launch_server(args: ServerArgs) -> int:
         logger.error("startup failed: %s", error)
         return 1
     finally:
-        _stop_children(children)
+        stop_children(children)
         ipc.remove()
 
 
 def _start_children(
-    args: ServerArgs, config: ModelConfig, served_name: str, ipc: IpcAddresses, heartbeat: EngineHeartbeat
+    args: ServerArgs, config: ModelConfig, served_name: str, ipc: IpcAddresses, heartbeats: ReplicaHeartbeats
 ) -> list[BaseProcess]:
+    """The result process, then this node's scheduler ranks (one per rank of every replica)."""
     ctx = multiprocessing.get_context("spawn")
     result_ready, result_ready_w = ctx.Pipe(duplex=False)
-    sched_ready, sched_ready_w = ctx.Pipe(duplex=False)
     result = ctx.Process(
         target=run_result_process,
         args=(ipc, served_name, config.normalize, args.log_level, result_ready_w),
         name="embedserve-result",
     )
-    scheduler = ctx.Process(
-        target=run_scheduler_process, args=(args, config, ipc, sched_ready_w, heartbeat), name="embedserve-scheduler"
-    )
-    children = []
-    for proc, ready in ((result, result_ready), (scheduler, sched_ready)):
-        proc.start()
-        proc.ready_conn = ready  # type: ignore[attr-defined]
-        children.append(proc)
+    result.start()
     result_ready_w.close()
-    sched_ready_w.close()
-    return children
-
-
-def _wait_until_ready(children: list[BaseProcess]) -> dict:
-    """Block until every child reports ready; returns what they reported (the scheduler's device and backend)."""
-    reported: dict = {}
-    waiting = {proc.ready_conn: proc for proc in children}  # type: ignore[attr-defined]
-    while waiting:
-        for conn in wait(list(waiting)):
-            proc = waiting.pop(conn)
-            try:
-                status, detail = conn.recv()
-            except EOFError:
-                proc.join(timeout=5)
-                raise StartupError(f"{proc.name} exited with code {proc.exitcode} before it was ready") from None
-            if status != "ready":
-                raise StartupError(f"{proc.name}: {detail}")
-            logger.info("%s ready %s", proc.name, detail or "")
-            reported.update(detail or {})
-    return reported
+    result.ready_conn = result_ready  # type: ignore[attr-defined]
+    return [result, *start_scheduler_ranks(ctx, args, config, ipc, heartbeats)]
 
 
 def _serve_http(state: FrontendState, children: list[BaseProcess]) -> int:
@@ -161,15 +148,6 @@ def _serve_http(state: FrontendState, children: list[BaseProcess]) -> int:
     if not server.started and exit_code == 0:
         return 1  # e.g. the port was taken
     return exit_code
-
-
-def _stop_children(children: list[BaseProcess]) -> None:
-    # Children ignore SIGTERM (see processes/lifecycle.py) and hold no state worth saving: kill them.
-    for proc in children:
-        if proc.is_alive():
-            proc.kill()
-    for proc in children:
-        proc.join()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from processes.heartbeat import EngineHeartbeat
+from processes.heartbeat import ReplicaHeartbeats
 from server.admission import Admission
 from server.args import ServerArgs
 from server.engine_client import EngineClient
@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 class Reliability:
-    def __init__(self, args: ServerArgs, engine: EngineClient, heartbeat: EngineHeartbeat | None):
+    def __init__(self, args: ServerArgs, engine: EngineClient, heartbeat: ReplicaHeartbeats | None):
         self.args = args
         self.engine = engine
         self.heartbeat = heartbeat
@@ -23,14 +23,20 @@ class Reliability:
         self.stats = ServerStats()
 
     def stall_seconds(self) -> float:
-        """How long requests have waited with no sign of progress anywhere in the engine; 0 when none wait."""
-        oldest = self.engine.oldest_pending_since
-        if oldest is None:
-            return 0.0
-        last_progress = max(oldest, self.engine.last_result_at)
-        if self.heartbeat is not None:
-            last_progress = max(last_progress, self.heartbeat.get("last_batch_at"))
-        return max(0.0, time.monotonic() - last_progress)
+        """How long requests have waited with no sign of progress in their replica; 0 when none wait.
+
+        Each data-parallel replica is judged alone, so one stuck replica is not hidden by a busy one.
+        """
+        now, worst = time.monotonic(), 0.0
+        for replica in self.engine.router.replicas:
+            oldest = replica.oldest_pending_since
+            if oldest is None:
+                continue
+            last_progress = max(oldest, replica.last_result_at)
+            if self.heartbeat is not None:
+                last_progress = max(last_progress, self.heartbeat[replica.index].get("last_batch_at"))
+            worst = max(worst, now - last_progress)
+        return worst
 
     def health_problem(self) -> str | None:
         """Why the server is not alive (a dead child, a stalled engine), or None when it is."""
@@ -65,6 +71,7 @@ class Reliability:
             "draining": admission.closed_reason is not None,
             "healthy": self.health_problem() is None,
             "engine": self.heartbeat.snapshot() if self.heartbeat is not None else None,
+            "replicas": self.engine.router.snapshot(),
         }
 
     async def drain(self) -> None:

@@ -18,5 +18,12 @@ def startup_summary(args: ServerArgs, config: ModelConfig, served_name: str, eng
         f"dim={config.embedding_dim} matryoshka={matryoshka_label(config)} context={config.context_length} "
         f"dtype={config.dtype} attention={engine_info.get('attention_backend', args.attention_backend)} "
         f"token_budget={args.max_prefill_tokens} max_batch_inputs={args.max_running_requests} "
-        f"device={engine_info.get('device', args.device)} on http://{args.host}:{args.port}"
+        f"device={engine_info.get('device', args.device)}{_parallel_label(args)} on http://{args.host}:{args.port}"
     )
+
+
+def _parallel_label(args: ServerArgs) -> str:
+    if args.tp_size == 1 and args.dp_size == 1:
+        return ""
+    nodes = f" nnodes={args.nnodes}" if args.nnodes > 1 else ""
+    return f" tp={args.tp_size} dp={args.dp_size}{nodes}"

@@ -7,9 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.layers.parallel_state import all_reduce_sum, tp_rank_and_size
+from engine.weights import CheckpointTensor
 
 
-def default_weight_loader(param: nn.Parameter, loaded: torch.Tensor) -> None:
+def default_weight_loader(param: nn.Parameter, loaded: torch.Tensor | CheckpointTensor) -> None:
+    """Copy a whole tensor; the sharded loaders below call it with their slice (`narrow` reads only that from disk)."""
+    if isinstance(loaded, CheckpointTensor):
+        loaded = loaded.full()
     if param.shape != loaded.shape:
         raise ValueError(f"weight shape {tuple(loaded.shape)} does not match parameter {tuple(param.shape)}")
     param.data.copy_(loaded)
@@ -34,7 +38,8 @@ class ColumnParallelLinear(nn.Module):
             self.bias.weight_loader = self.weight_loader
 
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
-        default_weight_loader(param, loaded.chunk(self.tp_size, 0)[self.tp_rank])
+        size = param.shape[0]
+        default_weight_loader(param, loaded.narrow(0, self.tp_rank * size, size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)
@@ -50,7 +55,7 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: int) -> None:
         offset = sum(self.output_sizes[:shard_id]) // self.tp_size
         size = self.output_sizes[shard_id] // self.tp_size
-        default_weight_loader(param.narrow(0, offset, size), loaded.chunk(self.tp_size, 0)[self.tp_rank])
+        default_weight_loader(param.narrow(0, offset, size), loaded.narrow(0, self.tp_rank * size, size))
 
 
 class QKVParallelLinear(ColumnParallelLinear):
@@ -95,7 +100,8 @@ class RowParallelLinear(nn.Module):
             self.bias.weight_loader = default_weight_loader
 
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
-        default_weight_loader(param, loaded.chunk(self.tp_size, 1)[self.tp_rank])
+        size = param.shape[1]
+        default_weight_loader(param, loaded.narrow(1, self.tp_rank * size, size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The bias joins on one rank only, so the all-reduce adds it exactly once.

@@ -27,7 +27,7 @@ class VocabParallelEmbedding(nn.Module):
         if loaded.shape[0] != self.num_embeddings:
             raise ValueError(f"embedding has {loaded.shape[0]} rows, config says {self.num_embeddings}")
         param.data.zero_()  # padding rows of a short last slice stay zero
-        default_weight_loader(param[: self.end - self.start], loaded[self.start : self.end])
+        default_weight_loader(param[: self.end - self.start], loaded.narrow(0, self.start, self.end - self.start))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         if self.tp_size == 1:

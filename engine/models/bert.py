@@ -12,6 +12,7 @@ from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
 from engine.layers.activation import activation_by_name
 from engine.layers.linear import ColumnParallelLinear, QKVParallelLinear, RowParallelLinear
+from engine.layers.vocab_embedding import VocabParallelEmbedding
 from engine.model_config import ModelConfig
 from engine.weights import load_renamed_weights
 
@@ -52,7 +53,7 @@ class BertEmbeddings(nn.Module):
     def __init__(self, cfg: dict):
         super().__init__()
         hidden = cfg["hidden_size"]
-        self.word_embeddings = nn.Embedding(cfg["vocab_size"], hidden)
+        self.word_embeddings = VocabParallelEmbedding(cfg["vocab_size"], hidden)
         self.position_embeddings = nn.Embedding(cfg["max_position_embeddings"], hidden)
         self.token_type_embeddings = nn.Embedding(cfg.get("type_vocab_size", 2), hidden)
         self.norm = nn.LayerNorm(hidden, eps=cfg.get("layer_norm_eps", 1e-12))

@@ -14,6 +14,7 @@ from engine.layers.decoder_block import DecoderLayer, DecoderOptions
 from engine.layers.norm import RMSNorm
 from engine.layers.rope_config import read_rope_config
 from engine.layers.rotary import RotaryEmbedding
+from engine.layers.vocab_embedding import VocabParallelEmbedding
 from engine.model_config import ModelConfig
 from engine.weights import load_renamed_weights
 
@@ -42,7 +43,7 @@ class DecoderEmbeddingModel(nn.Module):
         super().__init__()
         cfg = config.hf
         options = self.options(cfg)
-        self.embed_tokens = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"])
+        self.embed_tokens = VocabParallelEmbedding(cfg["vocab_size"], cfg["hidden_size"])
         self.rotary = RotaryEmbedding(read_rope_config(cfg))
         self.layers = nn.ModuleList(
             DecoderLayer(cfg, options, self.rotary, attn) for _ in range(cfg["num_hidden_layers"])

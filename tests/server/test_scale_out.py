@@ -1,0 +1,114 @@
+"""Scale out: data-parallel replicas share the load and agree, and two launchers on loopback act as two nodes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+
+from tests.support.compare import assert_close_vectors
+from tests.support.launch import REPO_ROOT, RunningServer, free_port
+from tests.support.single_process import single_process_vectors
+from tests.support.texts import varied_texts
+
+
+def _post_embed(base_url: str, texts: list[str]) -> np.ndarray:
+    response = httpx.post(f"{base_url}/v1/embeddings", json={"input": texts}, timeout=120)
+    assert response.status_code == 200, response.text
+    return np.array([d["embedding"] for d in response.json()["data"]])
+
+
+@pytest.fixture(scope="module")
+def minilm_dp2(minilm):
+    server = RunningServer(["--model-path", minilm, "--dp-size", "2"])
+    yield server
+    server.stop()
+
+
+def test_dp2_equals_one_process_and_both_replicas_work_under_concurrent_load(minilm_dp2, minilm):
+    texts = varied_texts(48, long_words=100)
+    requests = [texts[i : i + 3] for i in range(0, len(texts), 3)]  # 16 requests of 3 inputs
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        vectors = list(pool.map(lambda chunk: _post_embed(minilm_dp2.base_url, chunk), requests))
+    assert_close_vectors(np.concatenate(vectors), single_process_vectors(minilm, texts))
+    stats = minilm_dp2.stats()
+    sent = [replica["requests_sent"] for replica in stats["replicas"]]
+    assert len(sent) == 2 and sum(sent) == len(requests) and min(sent) > 0, stats["replicas"]
+    batches = [replica["batches_done"] for replica in stats["engine"]["replicas"]]
+    assert min(batches) > 1, stats["engine"]  # each replica ran more than one forward
+    assert all(replica["tokens_outstanding"] == 0 for replica in stats["replicas"])
+
+
+def test_one_scheduler_per_replica(minilm_dp2):
+    names = sorted(p.name() for p in minilm_dp2.children if p.name().startswith("embedserve-"))
+    assert names == ["embedserve-d0t0", "embedserve-d1t0", "embedserve-resu"]
+
+
+def _launcher(args: list[str], log: Path) -> subprocess.Popen:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    command = [sys.executable, "-m", "server.launch_server", *args]
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def test_two_nodes_on_loopback_equal_one_process_and_node_1_stops_with_node_0(minilm, tmp_path):
+    multi_node = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--dist-init-addr", f"127.0.0.1:{free_port()}"]  # fmt: skip
+    node1 = _launcher([*multi_node, "--node-rank", "1"], tmp_path / "node1.log")
+    try:
+        node0 = RunningServer([*multi_node, "--node-rank", "0"])
+        node1_ranks = psutil.Process(node1.pid).children(recursive=True)
+        assert "embedserve-tp1" in [p.name() for p in node1_ranks]
+        assert "embedserve-tp1" not in [p.name() for p in node0.children]  # node 0 runs rank 0 only
+        texts = varied_texts(20, long_words=100)
+        assert_close_vectors(_post_embed(node0.base_url, texts), single_process_vectors(minilm, texts))
+
+        assert node0.stop(signal.SIGTERM) == 0
+        assert node1.wait(timeout=60) != 0, "node 1 exits non-zero: its group is gone"
+        assert "lost rank 0" in (tmp_path / "node1.log").read_text()
+        _, alive = psutil.wait_procs(node1_ranks, timeout=10)
+        assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+        assert node0.leftover_processes() == []
+    finally:
+        if node1.poll() is None:
+            node1.kill()
+            node1.wait()
+
+
+def test_a_rank_dying_on_node_1_stops_node_0_and_node_1(minilm, tmp_path):
+    multi_node = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--dist-init-addr", f"127.0.0.1:{free_port()}"]  # fmt: skip
+    node1 = _launcher([*multi_node, "--node-rank", "1"], tmp_path / "node1.log")
+    try:
+        node0 = RunningServer([*multi_node, "--node-rank", "0", "--child-death-exit-delay", "5"])
+        remote_rank = next(p for p in psutil.Process(node1.pid).children() if p.name() == "embedserve-tp1")
+        remote_rank.kill()  # idle server: node 0 hears of it from the peer watch, not from a request
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{node0.base_url}/health").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        health = httpx.get(f"{node0.base_url}/health")
+        assert health.status_code == 503 and "embedserve-scheduler-tp0 died" in health.text
+        assert node0.proc.wait(timeout=30) != 0
+        assert node1.wait(timeout=30) != 0
+        assert node0.leftover_processes() == []
+    finally:
+        if node1.poll() is None:
+            node1.kill()
+            node1.wait()
+
+
+def test_worker_node_stops_cleanly_on_sigterm_before_node_0_appears(minilm, tmp_path):
+    args = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--node-rank", "1"]
+    node1 = _launcher([*args, "--dist-init-addr", f"127.0.0.1:{free_port()}"], tmp_path / "node1.log")
+    time.sleep(3)  # its rank is waiting for node 0
+    ranks = psutil.Process(node1.pid).children(recursive=True)
+    node1.send_signal(signal.SIGTERM)
+    assert node1.wait(timeout=30) == 0
+    _, alive = psutil.wait_procs(ranks, timeout=10)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
