@@ -55,7 +55,7 @@ def run_scheduler_process(
         follow_rank_zero(runner, broadcaster, placement.tp_rank)
         return
     report_ready(ready, {"device": str(runner.device), "attention_backend": runner.attn.name})
-    queue = BatchQueue(args.max_prefill_tokens, args.max_running_requests)
+    queue = BatchQueue(args.resolved_token_budget(device), args.max_running_requests)
     if broadcaster is not None:
         runner = BatchSharingRunner(runner, broadcaster)
     serve_forever(with_injected_faults(runner), queue, inbox, outbox, heartbeat)

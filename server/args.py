@@ -39,7 +39,9 @@ class ServerArgs:
         "auto",
         "auto (flashinfer on CUDA when installed, else torch_native), flashinfer, torch_native (alias sdpa); triton is reserved",
     )
-    max_prefill_tokens: int = _opt(16384, "token budget of one forward batch")
+    max_prefill_tokens: int | None = _opt(
+        None, "token budget of one forward batch; default 16384 on GPU, 2048 on CPU (fastest there: docs/benchmarks.md)"
+    )
     max_running_requests: int = _opt(256, "most inputs in one forward batch")
     num_threads: int | None = _opt(None, "torch threads in the scheduler; default: torch's choice (the cores)")
     tp_size: int = _opt(
@@ -91,7 +93,7 @@ class ServerArgs:
     )
 
     def __post_init__(self) -> None:
-        if self.max_prefill_tokens < 1 or self.max_running_requests < 1:
+        if (self.max_prefill_tokens is not None and self.max_prefill_tokens < 1) or self.max_running_requests < 1:
             raise ServerArgsError("--max-prefill-tokens and --max-running-requests must be at least 1")
         if not 0 < self.port < 65536:
             raise ServerArgsError(f"--port {self.port} is not a valid port")
@@ -126,6 +128,12 @@ class ServerArgs:
         if not isinstance(value, dict):
             raise ServerArgsError("--json-model-override-args must be a JSON object")
         return value
+
+    def resolved_token_budget(self, device: str) -> int:
+        """CPU matmuls run fastest on a few thousand rows (cache-resident activations); GPUs want big batches."""
+        if self.max_prefill_tokens is not None:
+            return self.max_prefill_tokens
+        return 16384 if device.startswith("cuda") else 2048
 
     def resolved_device(self) -> str:
         if self.device != "auto":

@@ -104,4 +104,4 @@ def test_get_server_info(base_url, minilm):
     assert info["model_path"] == minilm and info["served_model_name"] == "from-cli"
     assert info["max_req_input_len"] == 256 and info["embedding_dim"] == 384
     assert info["resolved_device"] == "cpu" and info["resolved_attention_backend"] == "torch_native"
-    assert info["max_prefill_tokens"] == 16384 and info["log_requests"] is True and info["version"]
+    assert info["max_prefill_tokens"] == 2048 and info["log_requests"] is True and info["version"]  # the CPU default

@@ -23,4 +23,4 @@ def test_summary_names_model_vectors_engine_and_budget(minilm):
 
 def test_launched_server_logs_the_summary(preset_server):
     summary = next(line for line in preset_server.log().splitlines() if "ready: from-cli" in line)
-    assert "attention=torch_native" in summary and "token_budget=16384" in summary and "matryoshka=no" in summary
+    assert "attention=torch_native" in summary and "token_budget=2048" in summary and "matryoshka=no" in summary
