@@ -13,6 +13,7 @@ import torch
 from engine.attention import choose_backend_name, create_attention_backend
 from engine.forward_batch import ForwardBatch
 from engine.image_batch import ImageBatch
+from engine.layers.cpu_packed_linear import pack_model_linears
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
 from engine.pooling import pool_hidden_states
@@ -42,6 +43,7 @@ class ModelRunner:
         attention_backend: str = "auto",
         weights: Iterable[tuple[str, torch.Tensor]] | None = None,
         tp_size: int = 1,
+        pack_cpu_weights: bool = True,
     ):
         """`weights` defaults to the folder's safetensors; benchmarks pass an in-memory state dict."""
         self.config = config
@@ -57,6 +59,8 @@ class ModelRunner:
             weights = iterate_weights(config.model_path, progress=True, sliced=tp_size > 1)
         self.model.load_weights(weights)
         self.model.eval()
+        if pack_cpu_weights and self.device.type == "cpu":
+            pack_model_linears(self.model)
         logger.info(
             "loaded %s (%s, %s) in %.1fs", config.architecture, config.dtype, self.attn.name, time.monotonic() - started
         )

@@ -48,9 +48,12 @@ def main() -> None:
     parser.add_argument("--model-path", default=None)
     parser.add_argument("--num-texts", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--max-prefill-tokens", type=int, default=16384)
+    parser.add_argument("--max-prefill-tokens", type=int, default=2048)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--no-packed-linear", action="store_true", help="plain F.linear instead of oneDNN-packed weights (the old path)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = args.model_path or default_model_path()
@@ -60,7 +63,7 @@ def main() -> None:
 
     library = SentenceTransformer(path, device="cpu")
     config = ModelConfig.load(path, dtype=args.dtype)
-    runner = ModelRunner(config)
+    runner = ModelRunner(config, pack_cpu_weights=not args.no_packed_linear)
     tokenizer = library.tokenizer
     context = config.context_length
     tokens = sum(min(len(x), context) for x in tokenizer(texts)["input_ids"])
@@ -83,6 +86,7 @@ def main() -> None:
         "model": path,
         "dtype": args.dtype,
         "threads": args.threads,
+        "packed_linear": not args.no_packed_linear,
         "texts": len(texts),
         "tokens": tokens,
         "mean_tokens_per_text": tokens / len(texts),

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.layers.activation import activation_by_name
+from engine.layers.cpu_packed_linear import FUSABLE_ACTIVATIONS, pack_weight, packed_linear, packing_supported
 from engine.layers.parallel_state import all_reduce_sum, tp_rank_and_size
 from engine.weights import CheckpointTensor
 
@@ -23,7 +25,33 @@ def _param(*shape: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape), requires_grad=False)
 
 
-class ColumnParallelLinear(nn.Module):
+class _PackableLinear(nn.Module):
+    """Holds `weight` and `bias`; after loading, `pack_for_cpu` swaps the weight for oneDNN's packed copy."""
+
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+    packed_weight: torch.Tensor | None = None
+
+    def pack_for_cpu(self) -> bool:
+        if self.packed_weight is not None or not packing_supported(self.weight):
+            return False
+        self.packed_weight = pack_weight(self.weight.data)
+        # The plain copy is never read again; dropping it keeps a large model from living twice in memory.
+        self.weight.data = torch.empty(0, dtype=self.weight.dtype)
+        return True
+
+    def matmul(self, x: torch.Tensor, bias: torch.Tensor | None, activation: str | None = None) -> torch.Tensor:
+        """x W^T + bias, then `activation` (an HF activation name), fused into the matmul when packed."""
+        if self.packed_weight is None:
+            y = F.linear(x, self.weight, bias)
+        elif activation is None or activation in FUSABLE_ACTIVATIONS:
+            return packed_linear(x, self.packed_weight, bias, activation)
+        else:
+            y = packed_linear(x, self.packed_weight, bias)
+        return activation_by_name(activation)(y) if activation else y
+
+
+class ColumnParallelLinear(_PackableLinear):
     """y = x W^T + b with W's output rows split across ranks; no communication."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
@@ -41,8 +69,8 @@ class ColumnParallelLinear(nn.Module):
         size = param.shape[0]
         default_weight_loader(param, loaded.narrow(0, self.tp_rank * size, size))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+    def forward(self, x: torch.Tensor, activation: str | None = None) -> torch.Tensor:
+        return self.matmul(x, self.bias, activation)
 
 
 class MergedColumnParallelLinear(ColumnParallelLinear):
@@ -85,7 +113,7 @@ class QKVParallelLinear(ColumnParallelLinear):
         default_weight_loader(param.narrow(0, offset, size), loaded.narrow(0, rank * size, size))
 
 
-class RowParallelLinear(nn.Module):
+class RowParallelLinear(_PackableLinear):
     """y = x W^T + b with W's input columns split across ranks; partial sums all-reduced."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
@@ -105,5 +133,5 @@ class RowParallelLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The bias joins on one rank only, so the all-reduce adds it exactly once.
-        y = F.linear(x, self.weight, self.bias if self.tp_rank == 0 else None)
+        y = self.matmul(x, self.bias if self.tp_rank == 0 else None)
         return all_reduce_sum(y)

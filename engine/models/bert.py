@@ -40,13 +40,14 @@ class BertLayer(nn.Module):
         hidden, eps = cfg["hidden_size"], cfg.get("layer_norm_eps", 1e-12)
         self.attention = BertSelfAttention(hidden, cfg["num_attention_heads"], eps, attn)
         self.up_proj = ColumnParallelLinear(hidden, cfg["intermediate_size"])
-        self.act = activation_by_name(cfg.get("hidden_act", "gelu"))
+        self.activation = cfg.get("hidden_act", "gelu")
+        activation_by_name(self.activation)  # an unsupported name fails at load, not at the first request
         self.down_proj = RowParallelLinear(cfg["intermediate_size"], hidden)
         self.norm = nn.LayerNorm(hidden, eps=eps)
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         x = self.attention(x, batch)
-        return self.norm(x + self.down_proj(self.act(self.up_proj(x))))
+        return self.norm(x + self.down_proj(self.up_proj(x, activation=self.activation)))
 
 
 class BertEmbeddings(nn.Module):
