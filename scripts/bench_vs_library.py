@@ -64,6 +64,26 @@ def server_tokens_per_s(port: int, texts: list[str], concurrency: int) -> dict:
     return asyncio.run(run_load(url, "m", texts, concurrency, 1, len(texts), 600, "float", None))
 
 
+def short_input_latency(servers: dict, repeats: int, requests: int) -> dict:
+    """Concurrency 1, one short input: per server, the median over interleaved runs of each run's percentiles."""
+    runs: dict[str, list[dict]] = {name: [] for name in servers}
+
+    def one_run(port: int, count: int) -> dict:
+        url = f"http://127.0.0.1:{port}/v1/embeddings"
+        return asyncio.run(run_load(url, "m", [short_text()], 1, 1, count, 120, "float", None))["latency_ms"]
+
+    for port, _ in servers.values():
+        one_run(port, 50)  # warm-up: connection, first-request paths, the threads' first wake-ups
+    for _ in range(repeats):
+        for name, (port, _) in servers.items():
+            runs[name].append(one_run(port, requests))
+    return {
+        name: {key: statistics.median(run[key] for run in server_runs) for key in server_runs[0]}
+        | {"p50_runs": [run["p50"] for run in server_runs]}
+        for name, server_runs in runs.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-texts", type=int, default=1000)
@@ -71,6 +91,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--server-args", default="", help="extra flags for both servers")
     parser.add_argument("--latency-requests", type=int, default=300)
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="how long the idle CPU is measured")
     parser.add_argument("--output")
     args = parser.parse_args()
     import torch
@@ -93,16 +114,12 @@ def main() -> None:
             results["library"].append(library_tokens_per_s(texts, tokens, library))
             for name, (port, _) in servers.items():
                 results[name].append(server_tokens_per_s(port, texts, args.concurrency)["tokens_per_s"])
-        latency = {}
-        for name, (port, _) in servers.items():
-            latency[name] = asyncio.run(
-                run_load(f"http://127.0.0.1:{port}/v1/embeddings", "m", [short_text()], 1, 1, args.latency_requests, 120, "float", None)
-            )["latency_ms"]  # fmt: skip
+        latency = short_input_latency(servers, args.repeats, args.latency_requests)
         idle = {}
         for name, proc in procs.items():
             before = process_tree_cpu_seconds(proc.pid)
-            time.sleep(5)
-            idle[name] = (process_tree_cpu_seconds(proc.pid) - before) / 5
+            time.sleep(args.idle_seconds)
+            idle[name] = (process_tree_cpu_seconds(proc.pid) - before) / args.idle_seconds
     finally:
         for proc in procs.values():
             proc.terminate()
