@@ -22,8 +22,8 @@ def packing_supported(weight: torch.Tensor) -> bool:
     """True on CPU builds with oneDNN for float32, and for bfloat16 where the CPU has native bf16 support."""
     if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
-    if not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        return False
+    if not all(hasattr(torch.ops.mkldnn, op) for op in ("_linear_pointwise", "_reorder_linear_weight")):
+        return False  # private ops (Inductor's): a torch release without them gets the plain path
     if weight.dtype == torch.float32:
         return True
     return weight.dtype == torch.bfloat16 and torch.ops.mkldnn._is_mkldnn_bf16_supported()
