@@ -105,8 +105,13 @@ def test_a_rank_dying_on_node_1_stops_node_0_and_node_1(minilm, tmp_path):
 
 def test_worker_node_stops_cleanly_on_sigterm_before_node_0_appears(minilm, tmp_path):
     args = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--node-rank", "1"]
-    node1 = _launcher([*args, "--dist-init-addr", f"127.0.0.1:{free_port()}"], tmp_path / "node1.log")
-    time.sleep(3)  # its rank is waiting for node 0
+    log = tmp_path / "node1.log"
+    node1 = _launcher([*args, "--dist-init-addr", f"127.0.0.1:{free_port()}"], log)
+    # Wait until its ranks are started and waiting for node 0 (a fixed sleep raced slow imports on a busy machine).
+    deadline = time.monotonic() + 120
+    while "ranks joining" not in log.read_text() and node1.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "ranks joining" in log.read_text(), log.read_text()[-2000:]
     ranks = psutil.Process(node1.pid).children(recursive=True)
     node1.send_signal(signal.SIGTERM)
     assert node1.wait(timeout=30) == 0
