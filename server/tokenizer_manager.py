@@ -28,8 +28,9 @@ class TokenizedInputs:
 def rust_backend(tokenizer: PreTrainedTokenizerBase, truncate_at: int | None) -> Tokenizer | None:
     """A private copy of a fast tokenizer's Rust core, configured once; None for slow (Python) tokenizers.
 
-    Calling the core directly skips transformers' per-call argument handling, which cost 5x the tokenizing
-    itself on short texts. A copy, because the wrapper re-configures its own core on every call.
+    Calling the core directly skips transformers' per-call argument handling: measured on MiniLM, 32 -> 17 us for
+    a 10-token text and 122 -> 85 us for a 62-token one. A copy, because the wrapper re-configures its own core on
+    every call.
     """
     core = getattr(tokenizer, "backend_tokenizer", None)
     if not getattr(tokenizer, "is_fast", False) or core is None or not hasattr(core, "encode_batch_fast"):
