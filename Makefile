@@ -3,17 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# FlashInfer at the pinned version and what its import needs, outside site-packages: tests bind our calls to its
+# signatures and import it in a subprocess; nothing else sees it. --no-deps: it never pulls a CUDA build of torch.
+FLASHINFER_SOURCE := $(VENV)/flashinfer-source
 HOST ?= 127.0.0.1
 PORT ?= 30000
 ARGS ?=
 
 .PHONY: serve test lint venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/gpu_wheels.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: this version comes as a CPU build; anything else pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
+	rm -rf $(FLASHINFER_SOURCE)
+	$(BIN)/pip install -q --no-deps --target $(FLASHINFER_SOURCE) $$($(BIN)/python scripts/gpu_wheels.py --import-specs)
 	touch $(STAMP)
 
 venv: $(STAMP)

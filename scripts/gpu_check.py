@@ -1,8 +1,10 @@
 """GPU check: engine parity and throughput against transformers at real model shapes, with the matmul peak.
 
 Random-weight models at the shapes of bge-large-en-v1.5 (bidirectional, CLS) and Qwen3-Embedding-0.6B
-(causal, last token). Prints one table last; writes JSON to $OUT/gpu_check.json when $OUT is set.
-`--dry-run` runs tiny shapes on the CPU so the script itself is tested without a GPU.
+(causal, last token). Prints one table last and writes it, with the JSON report, to --out (default $OUT).
+On the GPU it asks for `--backend flashinfer` by default, never `auto`, so it cannot quietly measure
+torch_native; rows FlashInfer cannot run (float32) name the backend that ran. `--dry-run` runs tiny shapes on
+the CPU with torch_native so the script itself is tested without a GPU.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ DRY_SHAPES = {
                        max_position_embeddings=4096),
 }  # fmt: skip
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def head_dim_of(shape: dict) -> int:
+    return shape.get("head_dim", shape["hidden_size"] // shape["num_attention_heads"])
 
 
 def build_reference(shape: dict, folder: Path, device: str) -> torch.nn.Module:
@@ -161,7 +167,8 @@ def check_shape(name: str, shape: dict, device: str, dtype_name: str, backend: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU: tests the script itself")
-    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--backend", default=None, help="default: flashinfer on the GPU, torch_native in a dry run")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".cache/gpu_check")))
     parser.add_argument("--max-len", type=int, default=512)
     parser.add_argument("--num-parity", type=int, default=64)
     parser.add_argument("--num-bench", type=int, default=2048)
@@ -169,6 +176,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     device = "cpu" if args.dry_run else "cuda"
+    args.backend = args.backend or ("torch_native" if args.dry_run else "flashinfer")
     if args.dry_run:
         args.num_bench, args.repeats, args.max_len, args.batch = 64, 1, 256, 32
     shapes = DRY_SHAPES if args.dry_run else SHAPES
@@ -186,18 +194,25 @@ def main() -> None:
     report = {"date": time.strftime("%Y-%m-%d"), "host": platform.node(), "torch": torch.__version__,
               "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
               "matmul_peak_tflops": peak / 1e12, "rows": rows}  # fmt: skip
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "gpu_check.json").write_text(json.dumps(report, indent=2))
-    print(f"\n{report['device']}  torch {report['torch']}  matmul peak {peak / 1e12:.3f} TFLOP/s ({peak_dtype})")
-    print(
-        f"{'model':<11} {'dtype':<9} {'backend':<12} {'min cos':>9} {'max err':>9} {'engine tok/s':>13} {'hf tok/s':>10} {'x':>5} {'peak%':>6}"
-    )
-    for r in rows:
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+    table = format_table(report, peak_dtype)
+    (args.out / "table.txt").write_text(table + "\n")
+    print("\n" + table)
+
+
+def format_table(report: dict, peak_dtype: torch.dtype) -> str:
+    lines = [
+        f"{report['device']}  torch {report['torch']}  matmul peak {report['matmul_peak_tflops']:.3f} TFLOP/s ({peak_dtype})",
+        f"{'model':<11} {'dtype':<9} {'backend':<12} {'min cos':>9} {'max err':>9} {'engine tok/s':>13} {'hf tok/s':>10} {'x':>5} {'peak%':>6}",
+    ]  # fmt: skip
+    for r in report["rows"]:
         bench = (f"{r['engine_tok_s']:>13.0f} {r['transformers_tok_s']:>10.0f} {r['speedup']:>5.2f} {100 * r['fraction_of_peak']:>5.1f}%"
                  if "speedup" in r else "")  # fmt: skip
-        print(
+        lines.append(
             f"{r['model']:<11} {r['dtype']:<9} {r['backend']:<12} {r['min_cosine']:>9.6f} {r['max_abs_err']:>9.2e} {bench}"
         )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

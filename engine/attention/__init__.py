@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import logging
+from collections.abc import Callable
 
 from engine.attention.base import AttentionBackend
 
@@ -16,14 +17,31 @@ class AttentionBackendError(ValueError):
     """The requested backend cannot run here; the message says why."""
 
 
-def flashinfer_installed() -> bool:
-    return importlib.util.find_spec("flashinfer") is not None
+@functools.cache
+def flashinfer_import_error() -> str | None:
+    """Why `import flashinfer` fails here, or None when it works.
+
+    Finding the package is not enough: its import pulls pynvml, tvm_ffi and torch's CUDA state, and any of
+    them can fail on a host that has the package itself.
+    """
+    try:
+        import flashinfer  # noqa: F401
+    except Exception as exc:  # any failure inside the import means the backend cannot run
+        return f"import flashinfer failed: {type(exc).__name__}: {exc}"
+    return None
 
 
 def choose_backend_name(
-    requested: str, device: str, head_dims: set[int], dtype: str, flashinfer_available: bool | None = None
+    requested: str,
+    device: str,
+    head_dims: set[int],
+    dtype: str,
+    flashinfer_probe: Callable[[], str | None] = flashinfer_import_error,
 ) -> str:
-    """The backend that will run: `auto` prefers FlashInfer on CUDA; an unsupported shape falls back with a log line."""
+    """The backend that will run: `auto` prefers FlashInfer on CUDA; an unsupported shape falls back with a log line.
+
+    `flashinfer_probe` says why FlashInfer cannot be imported (None when it can); it runs only on CUDA.
+    """
     from engine.attention.flashinfer_backend import unsupported_reason
 
     if requested not in BACKEND_NAMES:
@@ -35,19 +53,20 @@ def choose_backend_name(
             "--attention-backend triton is reserved but not built; use flashinfer or torch_native"
         )
     on_cuda = device.startswith("cuda")
-    available = flashinfer_installed() if flashinfer_available is None else flashinfer_available
-    if requested == "flashinfer":
-        if not on_cuda:
-            raise AttentionBackendError(f"--attention-backend flashinfer needs a CUDA device, not {device}")
-        if not available:
-            raise AttentionBackendError(
-                "--attention-backend flashinfer: flashinfer is not installed (pip install 'embedserve[gpu]')"
-            )
-    elif not (on_cuda and available):
+    if requested == "flashinfer" and not on_cuda:
+        raise AttentionBackendError(f"--attention-backend flashinfer needs a CUDA device, not {device}")
+    if not on_cuda:
         return "torch_native"
+    if requested == "flashinfer" and (import_error := flashinfer_probe()) is not None:
+        raise AttentionBackendError(
+            f"--attention-backend flashinfer cannot run: {import_error} (pip install 'embedserve[gpu]')"
+        )
     reason = unsupported_reason(head_dims, dtype)
     if reason is not None:
         logger.warning("attention: FlashInfer cannot run this model (%s); using torch_native", reason)
+        return "torch_native"
+    if requested == "auto" and (import_error := flashinfer_probe()) is not None:
+        logger.warning("attention: FlashInfer is unavailable (%s); using torch_native", import_error)
         return "torch_native"
     return "flashinfer"
 
@@ -69,4 +88,5 @@ __all__ = [
     "BACKEND_NAMES",
     "choose_backend_name",
     "create_attention_backend",
+    "flashinfer_import_error",
 ]

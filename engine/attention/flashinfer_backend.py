@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -19,14 +20,16 @@ _WORKSPACE_BYTES = 128 * 1024 * 1024
 class FlashInferMetadata:
     """What every layer's kernel call shares within one batch."""
 
-    indptr: torch.Tensor  # (num_seqs + 1,) int32 on the device: query and key offsets are the same
-    indptr_cpu: torch.Tensor  # host mirror, so planning never reads back from the device
+    # (num_seqs + 1,) int32 on the host: query and key offsets are the same. plan() reads it on the host and
+    # uploads it itself, so planning never waits for the device.
+    indptr_host: torch.Tensor
     planned: set = field(default_factory=set)  # (causal, heads, kv_heads, head_dim, dtype) planned for this batch
 
 
-def build_metadata(batch: ForwardBatch) -> FlashInferMetadata:
-    indptr_cpu = batch.cu_seqlens.to("cpu", torch.int32)
-    return FlashInferMetadata(batch.cu_seqlens.to(torch.int32), indptr_cpu)
+def build_metadata(batch: ForwardBatch, pin: bool = False) -> FlashInferMetadata:
+    """The packed offsets from the host's sequence lengths; pinned on CUDA so plan()'s upload does not block."""
+    indptr = torch.tensor([0, *itertools.accumulate(batch.seq_lens)], dtype=torch.int32)
+    return FlashInferMetadata(indptr.pin_memory() if pin else indptr)
 
 
 def unsupported_reason(head_dims: set[int], dtype: str) -> str | None:
@@ -39,6 +42,11 @@ def unsupported_reason(head_dims: set[int], dtype: str) -> str | None:
     return None
 
 
+def last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
+    """The kernel reads token and head strides but assumes unit stride within a head: copy only when that fails."""
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
 class FlashInferBackend(AttentionBackend):
     name = "flashinfer"
 
@@ -46,12 +54,13 @@ class FlashInferBackend(AttentionBackend):
         import flashinfer  # lazy: an optional GPU extra
 
         self._flashinfer = flashinfer
+        self._pin = torch.device(device).type == "cuda"
         self._workspace = torch.empty(_WORKSPACE_BYTES, dtype=torch.uint8, device=device)
         # One wrapper per attention shape (a multimodal model has a vision and a text shape).
         self._wrappers: dict[tuple, object] = {}
 
     def prepare(self, batch: ForwardBatch) -> None:
-        batch.attn_metadata = build_metadata(batch)
+        batch.attn_metadata = build_metadata(batch, pin=self._pin)
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, causal: bool, scale: float
@@ -65,8 +74,8 @@ class FlashInferBackend(AttentionBackend):
             self._wrappers[key] = wrapper
         if key not in meta.planned:  # first layer of this shape in this batch; the rest reuse the plan
             wrapper.plan(
-                meta.indptr,
-                meta.indptr,
+                meta.indptr_host,
+                meta.indptr_host,
                 num_heads,
                 k.shape[1],
                 head_dim,
@@ -74,9 +83,8 @@ class FlashInferBackend(AttentionBackend):
                 sm_scale=scale,
                 q_data_type=q.dtype,
                 kv_data_type=k.dtype,
-                qo_indptr_cpu=meta.indptr_cpu,
-                kv_indptr_cpu=meta.indptr_cpu,
             )
             meta.planned.add(key)
-        out = wrapper.run(q.contiguous(), k.contiguous(), v.contiguous())
+        # q/k/v are strided views of the fused projection: the kernel takes them as they are.
+        out = wrapper.run(last_dim_contiguous(q), last_dim_contiguous(k), last_dim_contiguous(v))
         return out.view(num_tokens, num_heads * head_dim)

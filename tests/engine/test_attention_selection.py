@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -11,29 +15,46 @@ from engine.attention import AttentionBackendError, choose_backend_name
 from engine.attention.flashinfer_backend import build_metadata
 from engine.forward_batch import ForwardBatch
 from engine.model_config import ModelConfig, attention_head_dims
+from tests.support.launch import REPO_ROOT
+
+PYNVML_MISSING = "import flashinfer failed: ModuleNotFoundError: No module named 'pynvml'"
 
 
-def test_auto_is_torch_native_on_cpu():
-    assert choose_backend_name("auto", "cpu", {64}, "float32", flashinfer_available=True) == "torch_native"
+def works() -> None:
+    return None
 
 
-def test_auto_prefers_flashinfer_on_cuda_when_installed():
-    assert choose_backend_name("auto", "cuda", {128}, "bfloat16", flashinfer_available=True) == "flashinfer"
-    assert choose_backend_name("auto", "cuda", {128}, "bfloat16", flashinfer_available=False) == "torch_native"
+def fails() -> str:
+    return PYNVML_MISSING
+
+
+def never_probed() -> str:
+    raise AssertionError("FlashInfer was imported where it cannot be used")
+
+
+def test_auto_is_torch_native_on_cpu_without_importing_flashinfer():
+    assert choose_backend_name("auto", "cpu", {64}, "float32", never_probed) == "torch_native"
+
+
+def test_auto_picks_flashinfer_on_cuda_only_when_its_import_works(caplog):
+    assert choose_backend_name("auto", "cuda", {128}, "bfloat16", works) == "flashinfer"
+    with caplog.at_level(logging.WARNING):
+        assert choose_backend_name("auto", "cuda", {128}, "bfloat16", fails) == "torch_native"
+    assert "No module named 'pynvml'" in caplog.text  # the log says why
 
 
 def test_unsupported_shapes_fall_back_with_a_log_line(caplog):
     with caplog.at_level(logging.WARNING):
-        assert choose_backend_name("flashinfer", "cuda", {32}, "bfloat16", flashinfer_available=True) == "torch_native"
+        assert choose_backend_name("flashinfer", "cuda", {32}, "bfloat16", works) == "torch_native"
     assert "head size [32]" in caplog.text
-    assert choose_backend_name("auto", "cuda", {64}, "float32", flashinfer_available=True) == "torch_native"
+    assert choose_backend_name("auto", "cuda", {64}, "float32", never_probed) == "torch_native"
 
 
 def test_explicit_flashinfer_fails_clearly_where_it_cannot_run():
     with pytest.raises(AttentionBackendError, match="needs a CUDA device"):
-        choose_backend_name("flashinfer", "cpu", {64}, "bfloat16", flashinfer_available=True)
-    with pytest.raises(AttentionBackendError, match="not installed"):
-        choose_backend_name("flashinfer", "cuda", {64}, "bfloat16", flashinfer_available=False)
+        choose_backend_name("flashinfer", "cpu", {64}, "bfloat16", never_probed)
+    with pytest.raises(AttentionBackendError, match="cannot run: import flashinfer failed: .*pynvml"):
+        choose_backend_name("flashinfer", "cuda", {64}, "bfloat16", fails)
     with pytest.raises(AttentionBackendError, match="reserved"):
         choose_backend_name("triton", "cuda", {64}, "bfloat16")
     with pytest.raises(AttentionBackendError, match="not one of"):
@@ -46,10 +67,48 @@ def test_head_dims_cover_every_tower(minilm):
     assert attention_head_dims(vl) == {128, 80}
 
 
-def test_flashinfer_metadata_is_the_packed_offsets():
+def test_flashinfer_metadata_is_the_packed_offsets_on_the_host():
     import numpy as np
 
     batch = ForwardBatch.from_sequences([np.arange(3), np.arange(5), np.arange(1)], "cpu")
     meta = build_metadata(batch)
-    assert meta.indptr.dtype == torch.int32 and meta.indptr_cpu.device.type == "cpu"
-    assert meta.indptr_cpu.tolist() == [0, 3, 8, 9] and meta.planned == set()
+    assert meta.indptr_host.dtype == torch.int32 and meta.indptr_host.device.type == "cpu"
+    assert meta.indptr_host.tolist() == batch.cu_seqlens.tolist() == [0, 3, 8, 9] and meta.planned == set()
+
+
+@pytest.mark.parametrize(
+    "init_body, expected",
+    [
+        ("import pynvml_absent_here", "ModuleNotFoundError: No module named 'pynvml_absent_here'"),
+        ("raise RuntimeError('CUDA driver is too old')", "RuntimeError: CUDA driver is too old"),
+    ],
+)
+def test_the_real_import_probe_reports_why_an_installed_flashinfer_fails(tmp_path, init_body, expected):
+    """A package that is found but whose import fails, as flashinfer without pynvml does on the GPU host."""
+    (tmp_path / "flashinfer").mkdir()
+    (tmp_path / "flashinfer" / "__init__.py").write_text(init_body + "\n")
+    script = textwrap.dedent(
+        """
+        import importlib.util
+        from engine.attention import choose_backend_name, flashinfer_import_error
+        assert importlib.util.find_spec("flashinfer") is not None
+        print(flashinfer_import_error())
+        print(choose_backend_name("auto", "cuda", {128}, "bfloat16"))
+        try:
+            choose_backend_name("flashinfer", "cuda", {128}, "bfloat16")
+        except ValueError as exc:
+            print(exc)
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO_ROOT)]))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    probe, chosen, error = proc.stdout.splitlines()
+    assert probe == f"import flashinfer failed: {expected}"
+    assert chosen == "torch_native" and "using torch_native" in proc.stderr and expected in proc.stderr
+    assert (
+        error
+        == f"--attention-backend flashinfer cannot run: import flashinfer failed: {expected} (pip install 'embedserve[gpu]')"
+    )
