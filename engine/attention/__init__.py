@@ -6,8 +6,7 @@ import importlib.util
 import logging
 
 from engine.attention.base import AttentionBackend
-
-BACKEND_NAMES = ("auto", "torch_native", "sdpa", "flashinfer", "triton")
+from engine.backend_names import BACKEND_NAMES
 
 logger = logging.getLogger(__name__)
 
