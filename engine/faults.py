@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from engine.inputs import Embedder, ImageInput
+
 INJECT_FAULTS_ENV = "EMBEDSERVE_INJECT_FAULTS"
 
 
@@ -40,27 +42,27 @@ def is_fatal(error: BaseException) -> bool:
 class _FaultInjectingRunner:
     """Wraps a ModelRunner; raises before the forward when a batch holds a trigger token id."""
 
-    def __init__(self, runner, triggers: dict[int, type[Exception]]):
+    def __init__(self, runner: Embedder, triggers: dict[int, type[Exception]]):
         self._runner = runner
         self._triggers = triggers
 
     def __getattr__(self, name: str):
         return getattr(self._runner, name)
 
-    def embed(self, sequences: list[np.ndarray], images=None) -> np.ndarray:
+    def embed(self, sequences: list[np.ndarray], images: list[ImageInput | None] | None = None) -> np.ndarray:
         for token_id, error in self._triggers.items():
             if any((seq == token_id).any() for seq in sequences):
                 raise error(f"injected {error.__name__} for token id {token_id}")
         return self._runner.embed(sequences, images)
 
 
-def with_injected_faults(runner):
+def with_injected_faults(runner: Embedder) -> Embedder:
     """`runner` itself, or a wrapper that fails on purpose when EMBEDSERVE_INJECT_FAULTS is set."""
     spec = os.environ.get(INJECT_FAULTS_ENV, "").strip()
     if not spec:
         return runner
-    kinds = {"forward": InjectedFault, "fatal": FatalEngineError}
-    triggers = {}
+    kinds: dict[str, type[Exception]] = {"forward": InjectedFault, "fatal": FatalEngineError}
+    triggers: dict[int, type[Exception]] = {}
     for part in spec.split(","):
         kind, _, token_id = part.strip().partition(":")
         if kind not in kinds or not token_id.strip().isdigit():

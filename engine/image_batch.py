@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from engine.forward_batch import ForwardBatch
-from processes.messages import ImageData
+from engine.inputs import ImageInput
 
 
 @dataclass
@@ -24,18 +24,18 @@ class ImageBatch:
     token_ids: list[np.ndarray]  # host copies of each sequence's ids, for layouts computed on the host (M-RoPE)
 
     @classmethod
-    def from_messages(
-        cls, images: list[ImageData | None], sequences: list[np.ndarray], device: torch.device, dtype: torch.dtype
+    def from_inputs(
+        cls, images: list[ImageInput | None], sequences: list[np.ndarray], device: torch.device, dtype: torch.dtype
     ) -> ImageBatch:
         return cls([None if im is None else _to_device(im, device, dtype) for im in images], sequences)
 
 
-def _to_device(image: ImageData, device: torch.device, dtype: torch.dtype) -> SequenceImage:
-    array = image.pixel_values.to_numpy()  # a view into the received message: no copy
+def _to_device(image: ImageInput, device: torch.device, dtype: torch.dtype) -> SequenceImage:
     with warnings.catch_warnings():
-        # The view is read-only and nothing writes to it; torch warns about that regardless.
+        # The scheduler's pixels are a read-only view into the received message, and nothing writes to them;
+        # torch warns about that regardless.
         warnings.simplefilter("ignore", UserWarning)
-        pixels = torch.from_numpy(array)
+        pixels = torch.from_numpy(image.pixel_values)  # no copy
     # Copies only when the device or dtype differ (GPU, or a bfloat16 model); float32 on CPU stays a view.
     return SequenceImage(pixels.to(device=device, dtype=dtype), image.grid_thw)
 

@@ -13,12 +13,12 @@ import torch
 from engine.attention import choose_backend_name, create_attention_backend
 from engine.forward_batch import ForwardBatch
 from engine.image_batch import ImageBatch
+from engine.inputs import ImageInput
 from engine.layers.cpu_packed_linear import pack_model_linears
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
 from engine.pooling import pool_hidden_states
 from engine.weights import iterate_weights
-from processes.messages import ImageData
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +66,11 @@ class ModelRunner:
         )
 
     @torch.inference_mode()
-    def embed(self, sequences: list[np.ndarray], images: list[ImageData | None] | None = None) -> np.ndarray:
+    def embed(self, sequences: list[np.ndarray], images: list[ImageInput | None] | None = None) -> np.ndarray:
         """Token-id arrays (and, for multimodal models, each one's image) -> (num_seqs, dim) float32, unnormalized."""
         batch = ForwardBatch.from_sequences(sequences, self.device, self.config.spec.position_offset)
         if images is not None:
-            batch.images = ImageBatch.from_messages(images, sequences, self.device, _TORCH_DTYPES[self.config.dtype])
+            batch.images = ImageBatch.from_inputs(images, sequences, self.device, _TORCH_DTYPES[self.config.dtype])
         self.attn.prepare(batch)
         output = self.model(batch)
         if getattr(self.model, "pools_itself", False):  # CLIP: pooling and projection are part of the model

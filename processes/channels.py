@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import UnionType
 from typing import Generic, TypeVar
 
 import msgspec
@@ -37,7 +38,7 @@ class PushChannel(Generic[T]):
 
 
 class PullChannel(Generic[T]):
-    def __init__(self, context: zmq.Context, address: str, message_type: type[T], bind: bool = True):
+    def __init__(self, context: zmq.Context, address: str, message_type: type[T] | UnionType, bind: bool = True):
         self._sock = _socket(context, zmq.PULL, address, bind)
         self._decoder = msgspec.msgpack.Decoder(message_type)
 
@@ -72,12 +73,14 @@ class AsyncPushChannel(Generic[T]):
 
 
 class AsyncPullChannel(Generic[T]):
-    def __init__(self, context: zmq.asyncio.Context, address: str, message_type: type[T], bind: bool = True):
+    def __init__(
+        self, context: zmq.asyncio.Context, address: str, message_type: type[T] | UnionType, bind: bool = True
+    ):
         self._sock = _socket(context, zmq.PULL, address, bind)
         self._decoder = msgspec.msgpack.Decoder(message_type)
 
     async def recv(self) -> T:
-        frame = await self._sock.recv(copy=False)
+        frame = await self._sock.recv(copy=False)  # type: ignore[misc]  # pyzmq types the asyncio recv as the sync one
         return self._decoder.decode(frame.buffer)
 
     def close(self) -> None:

@@ -38,7 +38,7 @@ class RawArrayView(msgspec.Struct, array_like=True, gc=False):
     @classmethod
     def from_numpy(cls, array: np.ndarray) -> RawArrayView:
         array = np.ascontiguousarray(array)
-        return cls(memoryview(array).cast("B"), array.dtype.str, tuple(array.shape))
+        return cls(array.data.cast("B"), array.dtype.str, tuple(array.shape))
 
     def to_numpy(self) -> np.ndarray:
         """A read-only view over the received bytes; no copy."""

@@ -23,6 +23,7 @@ def finish_vectors(vectors: np.ndarray, dimensions: int | None, normalize: bool)
 
 
 def encode_embeddings_body(output: RequestOutput, model_name: str, normalize: bool) -> bytes:
+    assert output.embeddings is not None, "only a request that did not fail has vectors"
     vectors = finish_vectors(output.embeddings.to_numpy(), output.dimensions, normalize)
     if output.encoding_format == "base64":
         encoded = [base64.b64encode(row.tobytes()).decode("ascii") for row in vectors]

@@ -9,42 +9,38 @@ from multiprocessing.connection import Connection
 import torch
 import zmq
 
-from engine.batch_queue import BatchQueue
 from engine.faults import is_fatal, with_injected_faults
-from engine.model_config import ModelConfig
+from engine.inputs import Embedder
 from engine.model_runner import ModelRunner
+from processes.batch_queue import BatchQueue
 from processes.channels import PullChannel, PushChannel
 from processes.heartbeat import EngineHeartbeat
 from processes.ipc import IpcAddresses
 from processes.lifecycle import init_child_process, report_failure, report_ready
 from processes.messages import AbortRequest, BatchOutput, BatchStats, SchedulerInput
+from processes.scheduler_config import SchedulerConfig
 from processes.tensor_parallel_rank import BatchSharingRunner, follow_rank_zero, join_tensor_parallel_group
-from server.args import ServerArgs
-from server.topology import RankPlacement
 
 logger = logging.getLogger(__name__)
 
 
 def run_scheduler_process(
-    args: ServerArgs,
-    model_config: ModelConfig,
-    ipc: IpcAddresses,
-    ready: Connection,
-    heartbeat: EngineHeartbeat | None = None,
-    placement: RankPlacement | None = None,
+    config: SchedulerConfig, ipc: IpcAddresses, ready: Connection, heartbeat: EngineHeartbeat | None = None
 ) -> None:
-    placement = placement or RankPlacement()
-    init_child_process(placement.role, args.log_level)
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    placement = config.placement
+    init_child_process(placement.role, config.log_level)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     try:
-        device = placement.device(args.resolved_device())
+        device = config.rank_device
         broadcaster = join_tensor_parallel_group(placement, device)
-        runner = ModelRunner(model_config, device, args.attention_backend, tp_size=placement.tp_size)
+        runner = ModelRunner(config.model, device, config.attention_backend, tp_size=placement.tp_size)
         runner.warmup()
         if placement.tp_rank == 0:  # only rank 0 talks to the other processes
             context = zmq.Context()
-            inbox = PullChannel(context, ipc.scheduler_for(placement.dp_index), SchedulerInput, bind=True)
+            inbox = PullChannel[SchedulerInput](
+                context, ipc.scheduler_for(placement.dp_index), SchedulerInput, bind=True
+            )
             outbox = PushChannel[BatchOutput](context, ipc.result)
     except Exception as error:
         logger.exception("scheduler failed to start")
@@ -55,17 +51,16 @@ def run_scheduler_process(
         follow_rank_zero(runner, broadcaster, placement.tp_rank)
         return
     report_ready(ready, {"device": str(runner.device), "attention_backend": runner.attn.name})
-    queue = BatchQueue(args.resolved_token_budget(device), args.max_running_requests)
-    if broadcaster is not None:
-        runner = BatchSharingRunner(runner, broadcaster)
-    serve_forever(with_injected_faults(runner), queue, inbox, outbox, heartbeat)
+    queue = BatchQueue(config.max_prefill_tokens, config.max_running_requests)
+    embedder: Embedder = runner if broadcaster is None else BatchSharingRunner(runner, broadcaster)
+    serve_forever(with_injected_faults(embedder), queue, inbox, outbox, heartbeat)
 
 
 def serve_forever(
-    runner: ModelRunner,
+    runner: Embedder,
     queue: BatchQueue,
-    inbox: PullChannel,
-    outbox: PushChannel,
+    inbox: PullChannel[SchedulerInput],
+    outbox: PushChannel[BatchOutput],
     heartbeat: EngineHeartbeat | None = None,
 ) -> None:
     stats: list[BatchStats] = []  # forwards not yet reported; they ride on the next BatchOutput

@@ -8,10 +8,10 @@ import numpy as np
 
 from engine.distributed import BatchBroadcaster, init_tensor_parallel
 from engine.faults import FatalEngineError
+from engine.inputs import ImageInput
 from engine.model_runner import ModelRunner
-from processes.messages import ImageData
 from processes.peer_watch import start_peer_watch
-from server.topology import RankPlacement
+from processes.scheduler_config import RankPlacement
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ def join_tensor_parallel_group(placement: RankPlacement, device: str) -> BatchBr
     """With several ranks, meet the others before the model is built (the layers read rank and size)."""
     if placement.tp_size == 1:
         return None
+    assert placement.init_address is not None, "the topology gives every group of several ranks a meeting address"
     init_tensor_parallel(placement.tp_rank, placement.tp_size, placement.init_address, device)
     broadcaster = BatchBroadcaster()
     start_peer_watch(placement.tp_rank)
@@ -36,7 +37,7 @@ class BatchSharingRunner:
     def __getattr__(self, name: str):
         return getattr(self._runner, name)
 
-    def embed(self, sequences: list[np.ndarray], images: list[ImageData | None] | None = None) -> np.ndarray:
+    def embed(self, sequences: list[np.ndarray], images: list[ImageInput | None] | None = None) -> np.ndarray:
         if images is not None:
             # The launcher refuses --tp-size above 1 for multimodal models; images are never broadcast.
             raise RuntimeError("tensor-parallel ranks do not share images")

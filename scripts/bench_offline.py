@@ -24,9 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from corpus import realistic_texts  # noqa: E402
 
-from engine.batch_queue import BatchQueue  # noqa: E402
 from engine.model_config import ModelConfig  # noqa: E402
 from engine.model_runner import ModelRunner  # noqa: E402
+from processes.batch_queue import BatchQueue  # noqa: E402
 from processes.messages import EmbedRequest, RawArray  # noqa: E402
 from server.args import default_model_path  # noqa: E402
 

@@ -9,6 +9,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.backend_names import BACKEND_NAMES
+from server.topology import check_topology_args
+
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
@@ -97,8 +100,6 @@ class ServerArgs:
             raise ServerArgsError("--max-prefill-tokens and --max-running-requests must be at least 1")
         if not 0 < self.port < 65536:
             raise ServerArgsError(f"--port {self.port} is not a valid port")
-        from engine.attention import BACKEND_NAMES
-
         if self.attention_backend not in BACKEND_NAMES:
             raise ServerArgsError(
                 f"--attention-backend {self.attention_backend!r} is not one of {', '.join(BACKEND_NAMES)}"
@@ -116,9 +117,10 @@ class ServerArgs:
             )
         self.model_overrides()  # fail at startup on bad JSON
         check_reliability_args(self)
-        from server.topology import check_topology_args
-
-        check_topology_args(self)
+        try:
+            check_topology_args(self.tp_size, self.dp_size, self.nnodes, self.node_rank, self.dist_init_addr)
+        except ValueError as error:
+            raise ServerArgsError(str(error)) from None
 
     def model_overrides(self) -> dict[str, Any]:
         try:

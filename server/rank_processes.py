@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
@@ -10,6 +11,7 @@ from multiprocessing.process import BaseProcess
 from engine.model_config import ModelConfig
 from processes.heartbeat import ReplicaHeartbeats
 from processes.ipc import IpcAddresses
+from processes.scheduler_config import SchedulerConfig
 from processes.scheduler_process import run_scheduler_process
 from server.args import ServerArgs
 from server.topology import local_placements
@@ -21,10 +23,23 @@ class StartupError(RuntimeError):
     """A child process failed before it was ready."""
 
 
+def scheduler_config(args: ServerArgs, model: ModelConfig, device: str) -> SchedulerConfig:
+    """The flags a scheduler reads, resolved once; each rank gets a copy with its own placement."""
+    return SchedulerConfig(
+        model=model,
+        device=device,
+        attention_backend=args.attention_backend,
+        max_prefill_tokens=args.resolved_token_budget(device),
+        max_running_requests=args.max_running_requests,
+        num_threads=args.num_threads,
+        log_level=args.log_level,
+    )
+
+
 def start_scheduler_ranks(
     ctx: BaseContext,
     args: ServerArgs,
-    config: ModelConfig,
+    config: SchedulerConfig,
     ipc: IpcAddresses,
     heartbeats: ReplicaHeartbeats | None,
 ) -> list[BaseProcess]:
@@ -36,7 +51,7 @@ def start_scheduler_ranks(
         heartbeat = heartbeats[placement.dp_index] if heartbeats is not None and placement.tp_rank == 0 else None
         proc = ctx.Process(
             target=run_scheduler_process,
-            args=(args, config, ipc, ready_w, heartbeat, placement),
+            args=(dataclasses.replace(config, placement=placement), ipc, ready_w, heartbeat),
             name=placement.process_name,
         )
         proc.start()

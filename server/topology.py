@@ -3,49 +3,13 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from processes.scheduler_config import RankPlacement
 
 if TYPE_CHECKING:
     from engine.model_config import ModelConfig
     from server.args import ServerArgs
-
-
-@dataclass(frozen=True)
-class RankPlacement:
-    """One scheduler process: rank `tp_rank` of replica `dp_index`'s tensor-parallel group."""
-
-    dp_index: int = 0
-    dp_size: int = 1
-    tp_rank: int = 0
-    tp_size: int = 1
-    init_address: str | None = None  # HOST:PORT where the replica's ranks meet; None with one rank
-    local_index: int = 0  # position among this node's ranks: picks the node's GPU
-
-    @property
-    def single(self) -> bool:
-        return self.tp_size == 1 and self.dp_size == 1
-
-    @property
-    def role(self) -> str:
-        """The short name in `ps` (the kernel keeps 15 bytes of "embedserve-<role>")."""
-        if self.single:
-            return "scheduler"
-        return f"tp{self.tp_rank}" if self.dp_size == 1 else f"d{self.dp_index}t{self.tp_rank}"
-
-    @property
-    def process_name(self) -> str:
-        """The full name in logs and in the 503 a client gets when this process dies."""
-        if self.single:
-            return "embedserve-scheduler"
-        replica = f"-dp{self.dp_index}" if self.dp_size > 1 else ""
-        return f"embedserve-scheduler{replica}-tp{self.tp_rank}"
-
-    def device(self, device: str) -> str:
-        """The torch device of this rank: its own GPU on CUDA (several ranks share a node)."""
-        if self.single or not device.startswith("cuda"):
-            return device
-        return f"cuda:{self.local_index}"
 
 
 def ranks_per_node(args: ServerArgs) -> int:
@@ -87,27 +51,26 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def check_topology_args(args: ServerArgs) -> None:
-    from server.args import ServerArgsError
-
-    for name in ("tp_size", "dp_size", "nnodes"):
-        if getattr(args, name) < 1:
-            raise ServerArgsError(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= args.node_rank < args.nnodes:
-        raise ServerArgsError(f"--node-rank {args.node_rank} must lie in 0..{args.nnodes - 1} (--nnodes {args.nnodes})")
-    if args.tp_size % args.nnodes:
-        raise ServerArgsError(
-            f"--tp-size {args.tp_size} must divide by --nnodes {args.nnodes}: each node runs the same number of ranks"
+def check_topology_args(tp_size: int, dp_size: int, nnodes: int, node_rank: int, dist_init_addr: str | None) -> None:
+    """Raises ValueError naming the flag when the ranks cannot be laid out as asked."""
+    for name, value in (("tp_size", tp_size), ("dp_size", dp_size), ("nnodes", nnodes)):
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= node_rank < nnodes:
+        raise ValueError(f"--node-rank {node_rank} must lie in 0..{nnodes - 1} (--nnodes {nnodes})")
+    if tp_size % nnodes:
+        raise ValueError(
+            f"--tp-size {tp_size} must divide by --nnodes {nnodes}: each node runs the same number of ranks"
         )
-    if args.nnodes > 1 and args.dist_init_addr is None:
-        raise ServerArgsError("--nnodes above 1 needs --dist-init-addr HOST:PORT (node 0's address)")
-    if args.dist_init_addr is not None:
+    if nnodes > 1 and dist_init_addr is None:
+        raise ValueError("--nnodes above 1 needs --dist-init-addr HOST:PORT (node 0's address)")
+    if dist_init_addr is not None:
         try:
-            _, port = split_host_port(args.dist_init_addr)
+            _, port = split_host_port(dist_init_addr)
         except ValueError as error:
-            raise ServerArgsError(f"--dist-init-addr: {error}") from None
-        if not 0 < port <= 65536 - args.dp_size:
-            raise ServerArgsError(f"--dist-init-addr port {port} leaves no room for {args.dp_size} replica ports")
+            raise ValueError(f"--dist-init-addr: {error}") from None
+        if not 0 < port <= 65536 - dp_size:
+            raise ValueError(f"--dist-init-addr port {port} leaves no room for {dp_size} replica ports")
 
 
 def tensor_parallel_problem(config: ModelConfig, tp_size: int) -> str | None:

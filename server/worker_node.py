@@ -6,15 +6,15 @@ import logging
 import multiprocessing
 from multiprocessing.connection import wait
 
-from engine.model_config import ModelConfig
 from processes.ipc import IpcAddresses
+from processes.scheduler_config import SchedulerConfig
 from server.args import ServerArgs
 from server.rank_processes import StartupError, start_scheduler_ranks, stop_children, wait_until_ready
 
 logger = logging.getLogger("embedserve")
 
 
-def run_worker_node(args: ServerArgs, config: ModelConfig) -> int:
+def run_worker_node(args: ServerArgs, config: SchedulerConfig) -> int:
     """Exit code: 0 when told to stop; 1 when a rank stopped by itself (the group broke: node 0 or a peer left)."""
     ipc = IpcAddresses.create()  # unused here: only rank 0, on node 0, talks to the frontend
     ranks = []

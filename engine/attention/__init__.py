@@ -7,8 +7,7 @@ import logging
 from collections.abc import Callable
 
 from engine.attention.base import AttentionBackend
-
-BACKEND_NAMES = ("auto", "torch_native", "sdpa", "flashinfer", "triton")
+from engine.backend_names import BACKEND_NAMES
 
 logger = logging.getLogger(__name__)
 

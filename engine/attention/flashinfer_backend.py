@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -57,7 +58,7 @@ class FlashInferBackend(AttentionBackend):
         self._pin = torch.device(device).type == "cuda"
         self._workspace = torch.empty(_WORKSPACE_BYTES, dtype=torch.uint8, device=device)
         # One wrapper per attention shape (a multimodal model has a vision and a text shape).
-        self._wrappers: dict[tuple, object] = {}
+        self._wrappers: dict[tuple, Any] = {}
 
     def prepare(self, batch: ForwardBatch) -> None:
         batch.attn_metadata = build_metadata(batch, pin=self._pin)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.inputs import ImageInput
 from engine.model_config import ModelConfig
 from engine.model_runner import ModelRunner
-from processes.messages import ImageData, RawArrayView
 from tests.support.compare import assert_close_vectors
 from tests.support.multimodal_models import (
     GME_TEMPLATE,
@@ -44,7 +44,7 @@ def test_qwen2_vl_matches_transformers(tmp_path):
     items = _gme_items()
     processor = qwen2_vl_reference_processor(path)
     sequences, images = [], []
-    for i, item in enumerate(items):
+    for item in items:
         image = item.get("image")
         prompt = GME_TEMPLATE.format(image=IMAGE_PLACEHOLDER if image else "", text=item.get("text") or "padding")
         inputs = processor(text=[prompt], images=[Image.open(image)] if image else None, return_tensors="np")
@@ -53,7 +53,7 @@ def test_qwen2_vl_matches_transformers(tmp_path):
             images.append(None)
         else:
             grid = tuple(int(x) for x in inputs["image_grid_thw"][0])
-            images.append(ImageData(i, RawArrayView.from_numpy(inputs["pixel_values"].astype(np.float32)), grid))
+            images.append(ImageInput(inputs["pixel_values"].astype(np.float32), grid))
     assert any(im is not None and im.grid_thw[1] != im.grid_thw[2] for im in images), "want a non-square image"
     runner = ModelRunner(ModelConfig.load(path))
     reference = gme_reference(path, items)
@@ -74,14 +74,14 @@ def test_clip_matches_transformers(tmp_path, legacy_eos):
     items += [{"image": photos["hopper"]}, {"image": photos["rocket"]}, {"text": "coffee"}]
     tokenizer, image_processor = AutoTokenizer.from_pretrained(path), AutoImageProcessor.from_pretrained(path)
     sequences, images = [], []
-    for i, item in enumerate(items):
+    for item in items:
         if "text" in item:
             sequences.append(np.asarray(tokenizer(item["text"])["input_ids"], dtype=np.int32))
             images.append(None)
         else:
             pixels = image_processor(images=[Image.open(item["image"])], return_tensors="np")["pixel_values"][0]
             sequences.append(np.zeros(0, dtype=np.int32))
-            images.append(ImageData(i, RawArrayView.from_numpy(pixels.astype(np.float32)), None, 577))
+            images.append(ImageInput(pixels.astype(np.float32), None, 577))
     runner = ModelRunner(ModelConfig.load(path))
     reference = clip_reference(path, items)
     mixed = _normalized(runner.embed(sequences, images))

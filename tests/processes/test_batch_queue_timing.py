@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from engine.batch_queue import BatchQueue
+from processes.batch_queue import BatchQueue
 from processes.messages import EmbedRequest, RawArray
 
 

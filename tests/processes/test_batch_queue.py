@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 
-from engine.batch_queue import BatchQueue
-from processes.messages import EmbedRequest, RawArray
+from processes.batch_queue import BatchQueue
+from processes.messages import EmbedRequest, ImageData, RawArray, RawArrayView
 
 
 def _request(rid: str, lens: list[int]) -> EmbedRequest:
@@ -58,3 +59,17 @@ def test_failure_names_each_request_and_drops_its_other_inputs():
     [failed] = queue.fail(queue.next_batch(), "boom")
     assert failed.status == 500 and "request r" in failed.error
     assert queue.next_batch() == []
+
+
+def test_images_reach_the_batch_as_views_of_the_received_frame_and_count_in_the_budget():
+    pixels = np.random.default_rng(0).random((3, 4, 4), dtype=np.float32)
+    request = _request("clip", [0, 2])
+    request.images = [ImageData(0, RawArrayView.from_numpy(pixels), None, num_tokens=17)]
+    frame = memoryview(bytearray(msgspec.msgpack.encode(request)))  # stands in for the ZMQ frame's buffer
+    queue = BatchQueue(max_batch_tokens=18, max_batch_seqs=8)
+    queue.add(msgspec.msgpack.decode(frame, type=EmbedRequest))
+    first, second = queue.next_batch(), queue.next_batch()  # 17 + 2 tokens exceed the budget of 18
+    [image] = [item.image for item in first]
+    np.testing.assert_array_equal(image.pixel_values, pixels)
+    assert np.shares_memory(image.pixel_values, np.frombuffer(frame, dtype=np.uint8))
+    assert image.num_tokens == 17 and [item.image for item in second] == [None]

@@ -1,4 +1,4 @@
-"""First-come-first-served token-budget batching over the inputs of waiting requests."""
+"""The scheduler's request bookkeeping: first-come-first-served token-budget batches over waiting inputs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.inputs import ImageInput
 from processes.messages import EmbedRequest, ImageData, RawArray, RequestOutput
 
 
@@ -17,7 +18,6 @@ class _RequestState:
     sequences: list[np.ndarray]  # views into the request's flat token array
     vectors: np.ndarray | None = None  # (num_inputs, dim) filled as batches finish
     num_done: int = 0
-    aborted: bool = False
     arrived: float = field(default_factory=time.monotonic)
     first_forward: float | None = None  # when the first forward holding one of its inputs started
 
@@ -27,12 +27,17 @@ class BatchItem:
     rid: str
     index: int  # which input of its request
     token_ids: np.ndarray
-    image: ImageData | None = None  # multimodal models: the input's preprocessed image
+    image: ImageInput | None = None  # multimodal models: the input's preprocessed image
 
     @property
     def num_tokens(self) -> int:
         """The item's cost in the token budget: its ids plus any image positions not among them (CLIP)."""
         return len(self.token_ids) + (self.image.num_tokens if self.image is not None else 0)
+
+
+def _image_input(image: ImageData) -> ImageInput:
+    # The pixels stay a view into the received ZMQ frame: no copy on the way to the model.
+    return ImageInput(image.pixel_values.to_numpy(), image.grid_thw, image.num_tokens)
 
 
 class BatchQueue:
@@ -62,14 +67,12 @@ class BatchQueue:
         # queue time includes any wait in the socket while a forward ran.
         arrived = min(request.sent_at, time.monotonic()) if request.sent_at else time.monotonic()
         self._requests[request.rid] = _RequestState(request, sequences, arrived=arrived)
-        images = {image.index: image for image in request.images}
+        images = {image.index: _image_input(image) for image in request.images}
         self._waiting.extend(BatchItem(request.rid, i, seq, images.get(i)) for i, seq in enumerate(sequences))
 
     def abort(self, rid: str) -> None:
         """Forget a request: its queued inputs are skipped and any running ones are discarded."""
-        state = self._requests.pop(rid, None)
-        if state is not None:
-            state.aborted = True
+        self._requests.pop(rid, None)
 
     def next_batch(self) -> list[BatchItem]:
         """Take waiting inputs in arrival order until the next would exceed the token or sequence budget.
