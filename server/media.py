@@ -17,7 +17,7 @@ from PIL import Image
 
 from server.media_errors import MediaError
 from server.media_fetch import FetchPolicy, ImageURL, parse_image_url
-from server.media_local import LocalMediaRoot, read_local_image
+from server.media_local import MAX_PATH_CHARS, LocalMediaRoot, read_local_image
 
 # Formats PIL may decode here; anything else (e.g. PDF, EPS, which run external tools) is refused.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
@@ -54,7 +54,8 @@ class ImageSource:
 
 def classify_source(source: str, limits: MediaLimits) -> ImageSource:
     """Which kind of source a string is, decided by its form: `data:` URI, `http(s)://` URL, `file://` or anything
-    with a dot or backslash (base64 has neither) is a path, the rest must be raw base64."""
+    with a dot or backslash (base64 has neither) is a path, the rest must be raw base64 (or, failing that,
+    an absolute path)."""
     if len(source) > limits.max_source_chars:
         raise MediaError(
             f"image string has {len(source)} characters, more than the {limits.max_source_chars} that "
@@ -79,7 +80,12 @@ def load_inline(text: str, limits: MediaLimits) -> bytes:
     compact = "".join(text.split())  # base64 may be wrapped in lines
     if not _BASE64_ALPHABET.issuperset(compact):
         return read_local_image(text, limits.local_root, limits.max_bytes)
-    return _decode_base64(compact, limits.max_bytes)
+    try:
+        return _decode_base64(compact, limits.max_bytes)
+    except MediaError:
+        if text.startswith("/") and len(text) <= MAX_PATH_CHARS:  # a path without a dot: /data/images/cat
+            return read_local_image(text, limits.local_root, limits.max_bytes)
+        raise
 
 
 def _decode_base64(compact: str, max_bytes: int) -> bytes:
