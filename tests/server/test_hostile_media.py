@@ -9,8 +9,11 @@ import io
 import os
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from server.args import ServerArgs
@@ -19,7 +22,7 @@ from server.media import max_source_chars
 from server.media_memory import image_memory_bound
 from tests.support.evil_http_server import EvilServer
 from tests.support.launch import RunningServer, free_port
-from tests.support.media_probe import assert_error_envelope, probe
+from tests.support.media_probe import HEALTH_TIMEOUT, assert_error_envelope, probe
 from tests.support.multimodal_models import build_tiny_clip, config_of, photo_paths
 
 CAT = photo_paths()["cat"].read_bytes()
@@ -174,3 +177,43 @@ def test_largest_allowed_images_stay_under_the_memory_bound(server, bound):
 def test_healthy_after_the_hostile_suite(server, evil):
     response = probe(server, {"input": [{"image": f"{evil.base_url}/cat.png"}, {"text": "a cat"}]}).response
     assert response.status_code == 200 and response.json()["usage"]["prompt_tokens"] > 577
+
+
+FUZZ = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+any_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+schemes = st.sampled_from(["http://", "https://", "HTTP://", "file://", "data:", "ftp://", "", " ", "//", "http:/"])
+hosts = st.sampled_from(["127.0.0.1", "[::1", "[::1]", "localhost", "0x7f000001", "", "@", "[", "127.0.0.1:0",
+                         "127.0.0.1:-1", "exa mple.com", "xn--", "ø.example", "127.0.0.1:99999999999"])  # fmt: skip
+
+
+@st.composite
+def image_strings(draw) -> str:
+    kind = draw(st.sampled_from(["url", "evil path", "data", "base64", "image", "text"]))
+    if kind == "url":  # hosts other than 127.0.0.1 are refused before any lookup (--allowed-media-domains)
+        return draw(schemes) + draw(hosts) + draw(any_text)
+    if kind == "evil path":  # only the loopback evil server is ever contacted
+        return "EVIL" + draw(st.sampled_from(["/", "/redirect?to=", "/cat.png?", "/thin.png#"])) + draw(any_text)
+    if kind == "data":
+        mime = draw(st.sampled_from(["image/png", "text/plain", "", "image/png;charset=x", "IMAGE/PNG"]))
+        params = draw(st.sampled_from([";base64", "", ";BASE64", ";base64;x", ";;"]))
+        return f"data:{mime}{params}," + draw(any_text | st.binary(max_size=200).map(_b64))
+    if kind == "base64":
+        return _b64(draw(st.binary(max_size=300)))
+    if kind == "image":  # real PNGs of any shape, thin ones included
+        width, height = draw(st.integers(1, 3000)), draw(st.integers(1, 40))
+        return _b64(png(width, height) if draw(st.booleans()) else png(height, width))
+    return draw(any_text.filter(str.strip))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@FUZZ
+@given(images=st.lists(image_strings(), min_size=1, max_size=3))
+def test_fuzzed_image_strings_are_a_4xx_or_a_200(server, evil, images):
+    items = [{"image": image.replace("EVIL", evil.base_url, 1)} for image in images]
+    response = httpx.post(f"{server.base_url}/v1/embeddings", json={"input": items}, timeout=60)
+    if response.status_code != 200:
+        assert_error_envelope(response)
+    assert httpx.get(f"{server.base_url}/health", timeout=HEALTH_TIMEOUT).status_code == 200
