@@ -64,7 +64,10 @@ class ServerArgs:
     )
     media_fetch_timeout: float = _opt(10.0, "seconds allowed to fetch one image URL")
     max_media_bytes: int = _opt(20 * 1024 * 1024, "largest encoded image accepted (URL body, file, base64 payload)")
-    max_image_pixels: int = _opt(40_000_000, "largest decoded image accepted, in pixels (width x height)")
+    max_image_pixels: int = _opt(
+        40_000_000,
+        "largest decoded image accepted, in pixels (width x height), and largest image the model's preprocessing may resize to",
+    )
     media_workers: int = _opt(4, "threads that decode and preprocess images, off the event loop")
     # image URLs, local files and image admission (docs/security.md, "Images and URLs"); one block, checked
     # by check_media_args below

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import os
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from server.args import ServerArgs
 from server.image_geometry import ImageGeometry
@@ -24,6 +21,7 @@ from tests.support.evil_http_server import EvilServer
 from tests.support.launch import RunningServer, free_port
 from tests.support.media_probe import HEALTH_TIMEOUT, assert_error_envelope, probe
 from tests.support.multimodal_models import build_tiny_clip, config_of, photo_paths
+from tests.support.synthetic_images import gradient_png
 
 CAT = photo_paths()["cat"].read_bytes()
 FLAGS = ["--max-media-bytes", "1000000", "--max-image-pixels", "4000000", "--media-fetch-timeout", "3",
@@ -33,16 +31,7 @@ FLAGS = ["--max-media-bytes", "1000000", "--max-image-pixels", "4000000", "--med
 STARTUP_TIMEOUT = 300.0  # imports alone can take minutes on a machine shared with other test runs
 
 
-def png(width: int, height: int) -> bytes:
-    """A smooth gradient: a large image in few PNG bytes."""
-    row = np.linspace(0, 255, width, dtype=np.uint8)
-    pixels = np.broadcast_to(row[None, :, None], (height, width, 3))
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-THIN = png(1, 4000)  # CLIP would resize it to 336 x 1,344,000
+THIN = gradient_png(1, 4000)  # CLIP would resize it to 336 x 1,344,000
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +157,7 @@ def test_redirects_within_the_policy_are_followed(server, evil):
 
 def test_largest_allowed_images_stay_under_the_memory_bound(server, bound):
     """Four images at once at the pixel limit (and CLIP's resize to the limit): the bound has teeth."""
-    wide = base64.b64encode(png(11_200, 336)).decode()  # 3.76 MP, resized to itself: both stages at the limit
+    wide = base64.b64encode(gradient_png(11_200, 336)).decode()  # 3.76 MP, resized to itself: both stages at the limit
     result = probe(server, {"input": [{"image": wide}] * 4})
     assert result.response.status_code == 200, result.response.text
     assert result.peak_growth < bound, (result.peak_growth, bound)
@@ -201,7 +190,7 @@ def image_strings(draw) -> str:
         return _b64(draw(st.binary(max_size=300)))
     if kind == "image":  # real PNGs of any shape, thin ones included
         width, height = draw(st.integers(1, 3000)), draw(st.integers(1, 40))
-        return _b64(png(width, height) if draw(st.booleans()) else png(height, width))
+        return _b64(gradient_png(width, height) if draw(st.booleans()) else gradient_png(height, width))
     return draw(any_text.filter(str.strip))
 
 
