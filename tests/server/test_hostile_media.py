@@ -20,7 +20,7 @@ from server.media_memory import image_memory_bound
 from tests.support.evil_http_server import EvilServer
 from tests.support.launch import RunningServer, free_port
 from tests.support.media_probe import HEALTH_TIMEOUT, assert_error_envelope, probe
-from tests.support.multimodal_models import build_tiny_clip, config_of, photo_paths
+from tests.support.multimodal_models import build_tiny_clip, config_of, media_folder, photo_paths
 from tests.support.synthetic_images import gradient_png
 
 CAT = photo_paths()["cat"].read_bytes()
@@ -41,12 +41,8 @@ def clip_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def media_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("media")
+    root = media_folder(tmp_path_factory.mktemp("media"), CAT)
     allowed = root / "allowed"
-    allowed.mkdir()
-    (allowed / "cat.png").write_bytes(CAT)
-    (root / "secret.png").write_bytes(CAT)
-    (allowed / "escape.png").symlink_to(root / "secret.png")
     (allowed / "zero.png").symlink_to("/dev/zero")
     (allowed / "photos.d").mkdir()
     os.mkfifo(allowed / "pipe.fifo")

@@ -19,6 +19,7 @@ from tests.support.multimodal_models import (
     build_tiny_qwen2_vl,
     clip_reference,
     gme_reference,
+    media_folder,
     photo_paths,
     qwen2_vl_reference_processor,
 )
@@ -30,13 +31,7 @@ CAT_BYTES = PHOTOS["cat"].read_bytes()
 
 @pytest.fixture(scope="module")
 def media_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("media")
-    allowed = root / "allowed"
-    allowed.mkdir()
-    (allowed / "cat.png").write_bytes(CAT_BYTES)
-    (root / "secret.png").write_bytes(CAT_BYTES)
-    (allowed / "escape.png").symlink_to(root / "secret.png")
-    return root
+    return media_folder(tmp_path_factory.mktemp("media"), CAT_BYTES)
 
 
 @pytest.fixture(scope="module")
