@@ -19,7 +19,8 @@ RESIZE_BYTES_PER_PIXEL = {"clip": 16, "qwen2_vl": 96}
 class ImageMemoryBound:
     per_image: int  # one image being decoded and preprocessed
     per_request: int
-    per_server: int  # every request's images in flight; outputs waiting to be sent counted by their tokens
+    in_flight: int  # the server's images being loaded, decoded and preprocessed
+    per_server: int  # in_flight plus the outputs that requests still loading other images hold
 
 
 def image_memory_bound(args: ServerArgs, geometry: ImageGeometry) -> ImageMemoryBound:
@@ -40,8 +41,8 @@ def image_memory_bound(args: ServerArgs, geometry: ImageGeometry) -> ImageMemory
         args.max_queued_requests * args.max_images_per_request,
         args.max_queued_tokens // _min_image_tokens(geometry),  # each held image reserved its tokens
     )
-    per_server = args.max_concurrent_media_loads * loading + workers * per_image + held_images * output
-    return ImageMemoryBound(per_image, per_request, per_server)
+    in_flight = args.max_concurrent_media_loads * loading + workers * per_image
+    return ImageMemoryBound(per_image, per_request, in_flight, in_flight + held_images * output)
 
 
 def _max_resized_pixels(args: ServerArgs, geometry: ImageGeometry) -> int:

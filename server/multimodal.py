@@ -27,10 +27,13 @@ from server.media import ImageSource, MediaLimits, classify_source, load_inline,
 from server.media_errors import MediaError
 from server.media_fetch import FetchPolicy, fetch_image, new_fetch_client
 from server.media_local import LocalMediaRoot
+from server.media_memory import image_memory_bound
 from server.protocol import MultimodalItem
 from server.tokenizer_manager import TokenizedInputs, TokenizerManager
 
 logger = logging.getLogger(__name__)
+# Texts longer than this in all are tokenized in a thread rather than on the event loop.
+INLINE_TEXT_CHARS = 4096
 ReserveTokens = Callable[[int], None]
 
 
@@ -70,6 +73,12 @@ class MultimodalProcessor:
         self.pool = ThreadPoolExecutor(max_workers=args.media_workers, thread_name_prefix="media")
         if self.kind == "qwen2_vl":
             self.image_token_id = tokenizer.tokenizer.convert_tokens_to_ids(QWEN2_VL_IMAGE_TOKEN)
+        bound = image_memory_bound(args, self.geometry)
+        logger.info(
+            "image memory bound (docs/security.md): %.2f GB per request, %.2f GB for images in flight server-wide",
+            bound.per_request / 1e9,
+            bound.in_flight / 1e9,
+        )
 
     async def prepare(
         self, items: list, reserve_tokens: ReserveTokens | None = None
@@ -81,7 +90,10 @@ class MultimodalProcessor:
         """
         reserve = reserve_tokens or (lambda _: None)
         sources = self._classify_images(items)  # malformed strings are 400s before anything is fetched
-        sequences = await asyncio.to_thread(self._text_sequences, items)
+        if _num_text_chars(items) > INLINE_TEXT_CHARS:
+            sequences = await asyncio.to_thread(self._text_sequences, items)
+        else:  # small texts tokenize faster than a thread hop, and the tokenizer stays on one thread
+            sequences = self._text_sequences(items)
         known = sum(len(s) for s in sequences)
         if self.kind == "clip":
             known += self.geometry.clip_tokens * len(sources)
@@ -226,6 +238,11 @@ class MultimodalProcessor:
         lens = np.fromiter((len(s) for s in sequences), dtype=np.int32, count=len(sequences))
         flat = np.concatenate(sequences).astype(np.int32) if sequences else np.zeros(0, np.int32)
         return TokenizedInputs(flat, lens), images
+
+
+def _num_text_chars(items: list) -> int:
+    texts = (item.text if isinstance(item, MultimodalItem) else item for item in items)
+    return sum(len(text) for text in texts if isinstance(text, str))
 
 
 def _image_of(item) -> str | None:
