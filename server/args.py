@@ -67,8 +67,22 @@ class ServerArgs:
     )
     media_fetch_timeout: float = _opt(10.0, "seconds allowed to fetch one image URL")
     max_media_bytes: int = _opt(20 * 1024 * 1024, "largest encoded image accepted (URL body, file, base64 payload)")
-    max_image_pixels: int = _opt(40_000_000, "largest decoded image accepted, in pixels (width x height)")
+    max_image_pixels: int = _opt(
+        40_000_000,
+        "largest decoded image accepted, in pixels (width x height), and largest image the model's preprocessing may resize to",
+    )
     media_workers: int = _opt(4, "threads that decode and preprocess images, off the event loop")
+    # image URLs, local files and image admission (docs/security.md, "Images and URLs"); one block, checked
+    # by check_media_args below
+    allowed_media_domains: str | None = _opt(
+        None, "comma-separated hosts image URLs may name (exact names, each redirect too); default: any host"
+    )
+    allow_private_media_urls: bool = _opt(
+        False, "let image URLs reach loopback, private, link-local and other non-public addresses (intranet stores)"
+    )
+    max_images_per_request: int = _opt(32, "most images in one request; more is a 400")
+    max_media_loads_per_request: int = _opt(4, "images one request fetches, reads and decodes at once")
+    max_concurrent_media_loads: int = _opt(16, "images the whole server fetches, reads and decodes at once")
     # prompts
     default_prompt_name: str | None = _opt(
         None,
@@ -106,15 +120,7 @@ class ServerArgs:
             )
         if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
             raise ServerArgsError(f"--log-level {self.log_level!r} is not a log level")
-        if (
-            self.media_fetch_timeout <= 0
-            or self.max_media_bytes < 1
-            or self.max_image_pixels < 1
-            or self.media_workers < 1
-        ):
-            raise ServerArgsError(
-                "--media-fetch-timeout, --max-media-bytes, --max-image-pixels, --media-workers must be positive"
-            )
+        check_media_args(self)
         self.model_overrides()  # fail at startup on bad JSON
         check_reliability_args(self)
         try:
@@ -174,6 +180,25 @@ def check_reliability_args(args: ServerArgs) -> None:
         raise ServerArgsError("--max-request-bytes must not exceed --max-queued-tokens")
     if args.api_key is not None and not args.api_key:
         raise ServerArgsError("--api-key must not be empty")
+
+
+# image URLs, local files and image admission (docs/security.md, "Images and URLs")
+def check_media_args(args: ServerArgs) -> None:
+    positive = ("media_fetch_timeout", "max_media_bytes", "max_image_pixels", "media_workers",
+                "max_images_per_request", "max_media_loads_per_request", "max_concurrent_media_loads")  # fmt: skip
+    for name in positive:
+        if getattr(args, name) <= 0:
+            raise ServerArgsError(f"--{name.replace('_', '-')} must be positive")
+    if args.allowed_media_domains is not None and not allowed_media_hosts(args):
+        raise ServerArgsError("--allowed-media-domains names no host")
+
+
+def allowed_media_hosts(args: ServerArgs) -> frozenset[str] | None:
+    """The hosts of --allowed-media-domains, lower case, without brackets or trailing dots; None: any host."""
+    if args.allowed_media_domains is None:
+        return None
+    names = (name.strip().strip("[]").rstrip(".").lower() for name in args.allowed_media_domains.split(","))
+    return frozenset(name for name in names if name)
 
 
 def default_model_path() -> str:

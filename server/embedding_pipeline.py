@@ -35,11 +35,15 @@ async def tokenize_items(
 
 
 async def prepare_inputs(
-    state: FrontendState, items: list, prompt: str
+    state: FrontendState, items: list, prompt: str, reserve_tokens=None
 ) -> tuple[TokenizedInputs, list[ImageData] | None]:
-    """Token ids for every item, and the preprocessed images when a multimodal item is present."""
+    """Token ids for every item, and the preprocessed images when a multimodal item is present.
+
+    `reserve_tokens(total)` (a Ticket's reserve) lets image loading reserve each image's tokens before its
+    pixels are decoded or, where the cost is known up front (CLIP), before its bytes are fetched.
+    """
     if state.multimodal is not None and any(isinstance(i, MultimodalItem) for i in items):
-        return await state.multimodal.prepare(items)
+        return await state.multimodal.prepare(items, reserve_tokens)
     return await tokenize_items(state.tokenizer, items, prompt), None
 
 
@@ -90,9 +94,10 @@ async def run_embedding(
 
     `started` is the handler's time.perf_counter() before it read the body.
     """
-    tokens, images = await prepare_inputs(state, items, prompt)
+    tokens, images = await prepare_inputs(state, items, prompt, ticket.reserve if ticket is not None else None)
     if ticket is not None:
-        ticket.reserve(tokens.num_tokens)  # admission now counts real tokens instead of body bytes
+        # admission now counts real tokens instead of body bytes, CLIP's image tokens (beside the ids) included
+        ticket.reserve(tokens.num_tokens + sum(image.num_tokens for image in images or ()))
     tokenized = time.perf_counter()
     rid = uuid.uuid4().hex
     response = await state.engine.embed(rid, tokens, encoding_format, dimensions, images)

@@ -1,138 +1,140 @@
-"""Loads the images of multimodal requests safely: data URIs, raw base64, http(s) URLs and allowed local files.
+"""Turns an image string into encoded bytes, then a PIL image: data URIs, raw base64, http(s) URLs, local files.
 
-Every failure is a MediaError whose message says what was wrong; the caller names the item and answers 400.
+Everything here runs in linear time on bounded input: the string's length is capped before anything else
+looks at it, and no regular expression can backtrack. `classify_source` is cheap and runs on the event loop;
+`load_inline` (base64, data URIs, file reads) and the image functions run in worker threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import io
-import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 from PIL import Image
+
+from server.media_errors import MediaError
+from server.media_fetch import FetchPolicy, ImageURL, parse_image_url
+from server.media_local import MAX_PATH_CHARS, LocalMediaRoot, read_local_image
 
 # Formats PIL may decode here; anything else (e.g. PDF, EPS, which run external tools) is refused.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?),(?P<data>.*)$", re.DOTALL)
-_BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
-_MAX_REDIRECTS = 5
-
-
-class MediaError(ValueError):
-    """An image could not be loaded; the message says why, for the client."""
+_BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
 
 
 @dataclass(frozen=True)
 class MediaLimits:
-    fetch_timeout: float  # seconds for a whole URL fetch, headers and body
+    fetch: FetchPolicy
     max_bytes: int  # encoded size: a URL's body, a file, a decoded base64 payload
-    max_pixels: int  # width x height of the decoded image
-    allowed_local_dir: Path | None  # local paths are refused when None
+    max_pixels: int  # width x height of the decoded image, and of the processor's resized image
+    local_root: LocalMediaRoot | None  # local paths are refused when None
+
+    @property
+    def max_source_chars(self) -> int:
+        return max_source_chars(self.max_bytes)
 
 
-async def load_image_bytes(source: str, limits: MediaLimits) -> bytes:
-    """The encoded image a request refers to. Which kind of source is decided by its form:
-    `data:` URI, `http(s)://` URL, `file://` or anything with a dot or backslash (base64 has neither) is a path,
-    and the rest must be raw base64."""
-    source = source.strip()
-    if source.startswith("data:"):
-        return _decode_data_uri(source, limits)
-    lowered = source[:8].lower()
-    if lowered.startswith(("http://", "https://")):
-        return await _fetch_url(source, limits)
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", source) and not lowered.startswith("file://"):
-        raise MediaError(f"unsupported URL scheme in {source[:40]!r}; use http(s), a data URI, base64 or a local path")
-    if lowered.startswith("file://") or "." in source or "\\" in source or not _BASE64.match(source):
-        return _read_local_file(source.removeprefix("file://"), limits)
-    return _decode_base64(source, limits)
+def max_source_chars(max_bytes: int) -> int:
+    """The longest image string worth reading: `max_bytes` in base64 with a line break every 76 characters
+    (MIME style), plus room for a data URI's header and surrounding whitespace."""
+    encoded = 4 * ((max_bytes + 2) // 3)
+    return encoded + 2 * (encoded // 76 + 1) + 1024
 
 
-def _decode_base64(data: str, limits: MediaLimits) -> bytes:
-    if len(data) * 3 // 4 > limits.max_bytes + 3:
-        raise MediaError(f"base64 image is larger than the limit of {limits.max_bytes} bytes")
+@dataclass(frozen=True)
+class ImageSource:
+    """Where an image comes from: a parsed http(s) URL, or text (data URI, base64, local path) read in a worker."""
+
+    url: ImageURL | None
+    inline: str | None
+
+
+def classify_source(source: str, limits: MediaLimits) -> ImageSource:
+    """Which kind of source a string is, decided by its form: `data:` URI, `http(s)://` URL, `file://` or anything
+    with a dot or backslash (base64 has neither) is a path, the rest must be raw base64 (or, failing that,
+    an absolute path)."""
+    if len(source) > limits.max_source_chars:
+        raise MediaError(
+            f"image string has {len(source)} characters, more than the {limits.max_source_chars} that "
+            f"--max-media-bytes ({limits.max_bytes}) allows"
+        )
+    stripped = source.strip()
+    head = stripped[:40].lower()
+    if head.startswith(("http://", "https://")):
+        return ImageSource(parse_image_url(stripped), None)
+    scheme, separator, _ = head.partition("://")
+    if separator and scheme != "file" and scheme[:1].isalpha() and _SCHEME_CHARS.issuperset(scheme):
+        raise MediaError("unsupported URL scheme; use http(s), a data URI, base64 or a local path")
+    return ImageSource(None, stripped)
+
+
+def load_inline(text: str, limits: MediaLimits) -> bytes:
+    """The encoded image in a data URI, base64 text or a local file. Blocking: run it in a worker thread."""
+    if text[:5].lower() == "data:":
+        return _decode_data_uri(text, limits.max_bytes)
+    if text[:7].lower() == "file://" or "." in text or "\\" in text:
+        return read_local_image(text, limits.local_root, limits.max_bytes)
+    compact = "".join(text.split())  # base64 may be wrapped in lines
+    if not _BASE64_ALPHABET.issuperset(compact):
+        return read_local_image(text, limits.local_root, limits.max_bytes)
     try:
-        return base64.b64decode("".join(data.split()), validate=True)
+        return _decode_base64(compact, limits.max_bytes)
+    except MediaError:
+        if text.startswith("/") and len(text) <= MAX_PATH_CHARS:  # a path without a dot: /data/images/cat
+            return read_local_image(text, limits.local_root, limits.max_bytes)
+        raise
+
+
+def _decode_base64(compact: str, max_bytes: int) -> bytes:
+    if len(compact) * 3 // 4 > max_bytes + 3:
+        raise MediaError(f"base64 image is larger than the limit of {max_bytes} bytes (--max-media-bytes)")
+    try:
+        return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise MediaError("image is neither a URL, a data URI, a local path, nor valid base64") from None
 
 
-def _decode_data_uri(uri: str, limits: MediaLimits) -> bytes:
-    match = _DATA_URI.match(uri)
-    if match is None or ";base64" not in match.group("params"):
+def _decode_data_uri(uri: str, max_bytes: int) -> bytes:
+    header, comma, data = uri.partition(",")
+    mime, *params = header[5:].split(";")
+    if not comma or "base64" not in (p.strip().lower() for p in params):
         raise MediaError("data URI must have the form data:image/<type>;base64,<data>")
-    mime = match.group("mime") or ""
+    mime = mime.strip().lower()
     if mime and not mime.startswith("image/"):
-        raise MediaError(f"data URI has media type {mime!r}, not an image")
-    return _decode_base64(match.group("data"), limits)
+        raise MediaError(f"data URI has media type {mime[:40]!r}, not an image")
+    return _decode_base64("".join(data.split()), max_bytes)
 
 
-async def _fetch_url(url: str, limits: MediaLimits) -> bytes:
-    try:
-        return await asyncio.wait_for(_download(url, limits.max_bytes), timeout=limits.fetch_timeout)
-    except (asyncio.TimeoutError, httpx.TimeoutException):
-        raise MediaError(f"fetching {url} took longer than {limits.fetch_timeout:g}s") from None
-    except httpx.TooManyRedirects:
-        raise MediaError(f"fetching {url} was redirected more than {_MAX_REDIRECTS} times") from None
-    except httpx.HTTPError as error:
-        raise MediaError(f"fetching {url} failed: {type(error).__name__}: {error}") from None
-
-
-async def _download(url: str, max_bytes: int) -> bytes:
-    async with (
-        httpx.AsyncClient(follow_redirects=True, max_redirects=_MAX_REDIRECTS) as client,
-        client.stream("GET", url) as response,
-    ):
-        if response.status_code != 200:
-            raise MediaError(f"fetching {url} returned HTTP {response.status_code}")
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise MediaError(f"{url} is {declared} bytes, more than the limit of {max_bytes}")
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > max_bytes:  # a missing or lying content-length stops here
-                raise MediaError(f"{url} is larger than the limit of {max_bytes} bytes")
-        return bytes(body)
-
-
-def _read_local_file(path: str, limits: MediaLimits) -> bytes:
-    root = limits.allowed_local_dir
-    if root is None:
-        raise MediaError("local image paths are disabled; start the server with --allowed-local-media-path DIR")
-    candidate = Path(path)
-    # resolve() follows every symlink and '..', so the check below sees where the file really is
-    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if not resolved.is_relative_to(root):
-        raise MediaError(f"local path {path!r} is outside the allowed media directory")
-    if not resolved.is_file():
-        raise MediaError(f"local path {path!r} is not a file")
-    size = resolved.stat().st_size
-    if size > limits.max_bytes:
-        raise MediaError(f"local file {path!r} is {size} bytes, more than the limit of {limits.max_bytes}")
-    return resolved.read_bytes()
-
-
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Encoded bytes -> a fully decoded PIL image; the size is checked from the header before any pixel is decoded."""
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Encoded bytes -> a PIL image whose header only has been read; over `max_pixels` is refused here."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise MediaError(f"image has more than the limit of {max_pixels} pixels") from None
+        raise MediaError(f"image has more than the limit of {max_pixels} pixels (--max-image-pixels)") from None
     except Exception:  # PIL raises a variety of errors for data it cannot identify
         raise MediaError(f"data is not a readable image (supported: {', '.join(IMAGE_FORMATS).lower()})") from None
     width, height = image.size
+    if width < 1 or height < 1:
+        raise MediaError("image has no pixels")
     if width * height > max_pixels:
-        raise MediaError(f"image is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}")
+        raise MediaError(
+            f"image is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels} "
+            "(--max-image-pixels)"
+        )
+    return image
+
+
+def load_pixels(image: Image.Image) -> Image.Image:
+    """Decodes the pixels of an image from `open_image`."""
     try:
-        image.load()
-    except Exception as error:  # truncated or corrupt pixel data
-        raise MediaError(f"image data is truncated or corrupt ({error})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+    except Exception:  # truncated or corrupt pixel data
+        raise MediaError("image data is truncated or corrupt") from None
     return image

@@ -19,6 +19,7 @@ from tests.support.multimodal_models import (
     build_tiny_qwen2_vl,
     clip_reference,
     gme_reference,
+    media_folder,
     photo_paths,
     qwen2_vl_reference_processor,
 )
@@ -30,13 +31,7 @@ CAT_BYTES = PHOTOS["cat"].read_bytes()
 
 @pytest.fixture(scope="module")
 def media_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("media")
-    allowed = root / "allowed"
-    allowed.mkdir()
-    (allowed / "cat.png").write_bytes(CAT_BYTES)
-    (root / "secret.png").write_bytes(CAT_BYTES)
-    (allowed / "escape.png").symlink_to(root / "secret.png")
-    return root
+    return media_folder(tmp_path_factory.mktemp("media"), CAT_BYTES)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +58,7 @@ def gme_server(gme_path, media_dir):
     server = RunningServer(
         ["--model-path", gme_path, "--is-embedding", "--chat-template", "gme-qwen2-vl",
          "--allowed-local-media-path", str(media_dir / "allowed"), "--media-fetch-timeout", "1.5",
-         "--max-media-bytes", str(MAX_MEDIA_BYTES)]
+         "--max-media-bytes", str(MAX_MEDIA_BYTES), "--allow-private-media-urls"]
     )  # fmt: skip
     yield server
     server.stop()
@@ -144,11 +139,11 @@ def _bad_sources(base_url: str, media_dir) -> dict[str, tuple[str, str]]:
         "symlink escape": (str(allowed / "escape.png"), "outside the allowed media directory"),
         "missing file": (str(allowed / "nothing.png"), "not a file"),
         "url that times out": (f"{base_url}/slow", "took longer than 1.5s"),
-        "body over the limit": (f"{base_url}/big.png", f"more than the limit of {MAX_MEDIA_BYTES}"),
+        "body over the limit": (f"{base_url}/big.png", f"larger than the limit of {MAX_MEDIA_BYTES}"),
         "stream over the limit": (f"{base_url}/huge", f"larger than the limit of {MAX_MEDIA_BYTES}"),
         "not an image": (f"{base_url}/notes.txt", "not a readable image"),
         "truncated image": (f"{base_url}/truncated.png", "truncated or corrupt"),
-        "http error": (f"{base_url}/missing.png", "HTTP 404"),
+        "http error": (f"{base_url}/missing.png", "no image could be fetched from it"),
         "bad base64": ("QUJDR", "nor valid base64"),
         "base64 of text": (base64.b64encode(b"hello there, not pixels").decode(), "not a readable image"),
         "data uri of text": ("data:text/plain;base64,aGVsbG8=", "not an image"),
@@ -202,7 +197,7 @@ def clip_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip_server(clip_path):
-    server = RunningServer(["--model-path", clip_path, "--is-embedding"])
+    server = RunningServer(["--model-path", clip_path, "--is-embedding", "--allow-private-media-urls"])
     yield server
     server.stop()
 

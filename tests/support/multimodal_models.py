@@ -164,3 +164,13 @@ def clip_reference(path: str, items: list[dict]) -> np.ndarray:
 
 def config_of(path: str) -> dict:
     return json.loads((Path(path) / "config.json").read_text())
+
+
+def media_folder(root: Path, image: bytes) -> Path:
+    """`root/allowed/cat.png`, and `root/secret.png` outside it that `root/allowed/escape.png` links to."""
+    allowed = root / "allowed"
+    allowed.mkdir()
+    (allowed / "cat.png").write_bytes(image)
+    (root / "secret.png").write_bytes(image)
+    (allowed / "escape.png").symlink_to(root / "secret.png")
+    return root
