@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.api_key import resolve_api_key
+
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
@@ -72,7 +74,6 @@ class ServerArgs:
         "sentence-transformers prompt prepended to texts whose request names none (config_sentence_transformers.json)",
     )
     # reliability (docs/reliability.md)
-    api_key: str | None = _opt(None, "require 'Authorization: Bearer KEY' on every route but /health and /ready")
     max_queued_requests: int = _opt(512, "requests admitted at once (read, tokenized, queued or running); more get 429")
     max_queued_tokens: int = _opt(
         4_194_304, "tokens admitted at once (a request counts its body bytes until tokenized); more get 429"
@@ -84,6 +85,16 @@ class ServerArgs:
         60.0, "seconds the engine may leave waiting requests without finishing a batch before /health turns 503"
     )
     shutdown_timeout: float = _opt(30.0, "seconds SIGTERM waits for in-flight requests before failing them with 503")
+    # secrets (docs/security.md): the key from a file or EMBEDSERVE_API_KEY stays out of `ps`
+    api_key: str | None = _opt(
+        None,
+        "require 'Authorization: Bearer KEY' on every route but /health and /ready; visible in ps: prefer "
+        "--api-key-file or the EMBEDSERVE_API_KEY environment variable (used when neither flag is given)",
+        secret=True,
+    )
+    api_key_file: str | None = _opt(
+        None, "file holding the API key (surrounding whitespace ignored); not together with --api-key"
+    )
     # scale up and out (docs/deployment.md)
     dp_size: int = _opt(1, "data-parallel replicas behind the one frontend, each its own group of --tp-size ranks")
     nnodes: int = _opt(1, "machines the --tp-size ranks of each replica are spread over")
@@ -170,8 +181,7 @@ def check_reliability_args(args: ServerArgs) -> None:
     if args.max_request_bytes > args.max_queued_tokens:
         # a body reserves its size in the token budget until tokenized; a larger one could never be admitted
         raise ServerArgsError("--max-request-bytes must not exceed --max-queued-tokens")
-    if args.api_key is not None and not args.api_key:
-        raise ServerArgsError("--api-key must not be empty")
+    resolve_api_key(args)
 
 
 def default_model_path() -> str:
