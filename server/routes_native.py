@@ -91,6 +91,11 @@ def sglang_body(outcome: EmbedOutcome, single: bool) -> bytes:
     return _json.encode(results[0] if single else results)
 
 
+def parse_encode(state: FrontendState, body: bytes) -> ParsedRequest[bool]:
+    items, single = encode_items(decode_request(body, EncodeRequest))
+    return ParsedRequest(items, single)
+
+
 async def answer_encode(context: RequestContext, items: list, single: bool) -> Response:
     # base64 from the result process carries the exact float32 bits; the SGLang body is built here.
     outcome = await run_embedding(context, items, "base64", None)
@@ -103,11 +108,6 @@ async def answer_encode(context: RequestContext, items: list, single: bool) -> R
     else:
         body = sglang_body(outcome, single)
     return Response(body, 200, headers, media_type="application/json")
-
-
-def parse_encode(state: FrontendState, body: bytes) -> ParsedRequest[bool]:
-    items, single = encode_items(decode_request(body, EncodeRequest))
-    return ParsedRequest(items, single)
 
 
 def parse_tokenize(state: FrontendState, body: bytes) -> ParsedRequest[TokenizeRequest]:

@@ -37,7 +37,12 @@ def test_two_options_conflict(key_file):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "non-empty"), (b"two words", "without spaces"), (b"\xff\xfesecret", "not ASCII"), (b"k" * 5000, "not a key")],
+    [
+        (b"", "non-empty"),
+        (b"two words", "without spaces"),
+        (b"\xff\xfesecret", "not ASCII"),
+        (b"k" * 5000, "not a key"),
+    ],
 )
 def test_unusable_key_files_are_refused_without_echoing_them(tmp_path, content, message):
     path = tmp_path / "api-key"

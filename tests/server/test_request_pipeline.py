@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import threading
-import time
 from dataclasses import dataclass
 
 import httpx
@@ -21,6 +20,7 @@ import pytest
 
 from tests.support.errors import assert_error_envelope
 from tests.support.launch import RunningServer
+from tests.support.waiting import wait_for
 
 API_KEY = "pipeline-key-5b1d0c9e"  # given through EMBEDSERVE_API_KEY: never on a command line
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -52,6 +52,7 @@ ROUTES = {
         {"prompt": "hello world"}, None, {"prompt": "x" * (MAX_CHARS + 1)}, {"prompt": "word " * 400}, None,
     ),
 }  # fmt: skip
+# /tokenize never reaches the engine: a client of it can only hang up while its body is read (tested for all).
 ENGINE_ROUTES = [route for route, case in ROUTES.items() if case.engine_inputs is not None]
 
 
@@ -75,16 +76,6 @@ def post(server: RunningServer, route: str, body, headers: dict | None = None, t
     return httpx.post(f"{server.base_url}{route}", json=json, content=content, headers=headers, timeout=timeout)
 
 
-def wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @contextlib.contextmanager
 def engine_held(server: RunningServer):
     """The scheduler stopped, so what reaches it stays queued until the block ends."""
@@ -104,7 +95,7 @@ def send_in_background(server: RunningServer, count: int) -> tuple[list[threadin
         thread = threading.Thread(target=lambda i=i: results.append(post(server, "/v1/embeddings", {"input": f"t{i}"})))
         thread.start()
         threads.append(thread)
-        wait_for(lambda i=i: server.stats()["admitted_requests"] == i + 1, "the request to be admitted")
+        wait_for(lambda i=i: server.stats()["admitted_requests"] == i + 1, what="the request to be admitted")
     return threads, results
 
 
@@ -169,9 +160,9 @@ def test_client_hanging_up_mid_body_is_counted_and_released(server, route):
         head = (f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {MAX_BYTES}\r\n\r\n")  # fmt: skip
         sock.sendall(head.encode() + b'{"input": "')
-        wait_for(lambda: server.stats()["admitted_tokens"] == MAX_BYTES, "the body read to begin")
+        wait_for(lambda: server.stats()["admitted_tokens"] == MAX_BYTES, what="the body read to begin")
     stats = wait_for(
-        lambda: (s := server.stats())["requests_aborted_by_client"] == before + 1 and s, "the disconnect to count"
+        lambda: (s := server.stats())["requests_aborted_by_client"] == before + 1 and s, what="the disconnect to count"
     )
     assert stats["admitted_requests"] == 0 and stats["admitted_tokens"] == 0
 
@@ -183,9 +174,11 @@ def test_client_hanging_up_while_queued_has_its_work_dropped(server, route):
         with pytest.raises(httpx.ReadTimeout):
             post(server, route, ROUTES[route].ok, timeout=httpx.Timeout(10, read=0.5))
         wait_for(lambda: server.stats()["requests_aborted_by_client"] == before["requests_aborted_by_client"] + 1,
-                 "the frontend to notice the disconnect")  # fmt: skip
+                 what="the frontend to notice the disconnect")  # fmt: skip
     dropped = before["engine"]["inputs_dropped"] + ROUTES[route].engine_inputs
-    after = wait_for(lambda: (s := server.stats())["engine"]["inputs_dropped"] == dropped and s, "the engine to drop")
+    after = wait_for(
+        lambda: (s := server.stats())["engine"]["inputs_dropped"] == dropped and s, what="the engine to drop"
+    )
     assert after["engine"]["inputs_done"] == before["engine"]["inputs_done"]  # none reached the model
     assert after["engine_pending_requests"] == 0 and after["admitted_requests"] == 0
 
@@ -213,7 +206,7 @@ def test_forged_log_line_is_escaped(server):
     forged = "2026-01-01 00:00:00,000 [frontend] INFO embedserve.requests: POST /v1/embeddings status=200 FORGED"
     response = httpx.get(f"{server.base_url}/x%0a{forged.replace(' ', '%20')}%1b[31m%5cx0a", headers=AUTH)
     assert response.status_code == 404
-    line = wait_for(lambda: next((x for x in server.log().splitlines() if "FORGED" in x), None), "the request log")
+    line = wait_for(lambda: next((x for x in server.log().splitlines() if "FORGED" in x), None), what="the request log")
     assert not line.startswith("2026-01-01") and "GET /x\\x0a2026-01-01" in line
     assert "\\x1b[31m\\\\x0a status=404" in line  # ANSI escape shown, and a literal backslash doubled
 
@@ -242,7 +235,7 @@ def draining(server):
     with engine_held(server):
         threads, results = send_in_background(server, 1)
         server.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: httpx.get(f"{server.base_url}/ready").status_code == 503, "the drain to start")
+        wait_for(lambda: httpx.get(f"{server.base_url}/ready").status_code == 503, what="the drain to start")
         yield server
     threads[0].join(timeout=60)
     assert results[0].status_code == 200  # the admitted request still finished
