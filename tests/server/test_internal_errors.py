@@ -1,4 +1,4 @@
-"""A bug answers a 500 that names only the request id; its class, message and stack go to the log, escaped.
+"""In-process pipeline guarantees: a bug is a 500 naming only the request id; no route that takes a body skips it.
 
 In-process, with the real app (server.app.build_app) and the real pipeline: a route whose answer raises
 stands for the bug, since a bug that a request can trigger from outside would already be fixed.
@@ -11,15 +11,11 @@ import re
 
 import pytest
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from starlette.testclient import TestClient
 
-from engine.model_config import ModelConfig
-from processes.ipc import IpcAddresses
-from server.app import FrontendState, build_app
-from server.args import ServerArgs
-from server.engine_client import EngineClient
 from server.pipeline import ParsedRequest, PipelineRoute, add_pipeline_route
-from server.tokenizer_manager import TokenizerManager
+from tests.support.inprocess_app import inprocess_app
 
 LEAK = "cannot open /srv/private/weights.bin\nFORGED log line"
 
@@ -38,20 +34,22 @@ async def _answer_with_a_bug(context, items: list, options: None) -> Response:
 
 @pytest.fixture(scope="module")
 def client(minilm):
-    args = ServerArgs(model_path=minilm)
-    config = ModelConfig.load(minilm, {}, None, "auto", "cpu")
-    ipc = IpcAddresses.create()
-    state = FrontendState(args, config, "m", TokenizerManager(config, False, False), EngineClient(ipc))
-    app = build_app(state)
-    add_pipeline_route(app, state, PipelineRoute("/bug", ("POST",), _parse, _answer_with_a_bug))
+    with inprocess_app(minilm) as (app, state):
+        add_pipeline_route(app, state, PipelineRoute("/bug", ("POST",), _parse, _answer_with_a_bug))
 
-    @app.get("/plain-bug")  # a route outside the pipeline: the app's own handler answers
-    async def plain_bug() -> Response:
-        raise LeakyBug(LEAK)
+        @app.get("/plain-bug")  # a route outside the pipeline: the app's own handler answers
+        async def plain_bug() -> Response:
+            raise LeakyBug(LEAK)
 
-    # No `with`: the lifespan (which connects to the engine) is not needed by these routes.
-    yield TestClient(app, raise_server_exceptions=False), state
-    ipc.remove()
+        yield TestClient(app, raise_server_exceptions=False), state
+
+
+def test_every_route_that_takes_a_body_runs_in_the_pipeline(minilm):
+    """A route added later (rerank...) cannot skip the pipeline's steps by registering itself directly."""
+    with inprocess_app(minilm) as (app, _):
+        with_body = [r for r in app.routes if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH"}]
+        assert {r.path for r in with_body} == {"/v1/embeddings", "/encode", "/tokenize"}
+        assert all(r.endpoint.__qualname__.startswith("add_pipeline_route.") for r in with_body), with_body
 
 
 @pytest.mark.parametrize(("method", "path"), [("POST", "/bug"), ("GET", "/plain-bug")])
