@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import os
+import socket
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,19 +19,55 @@ _RUN, _STOP = 1, 0
 def init_tensor_parallel(rank: int, world_size: int, init_address: str, device: str, timeout_s: float = 600) -> None:
     """Join the TP group: NCCL on CUDA, gloo on CPU, chosen by the device ("cuda:N" picks this rank's GPU).
 
-    `timeout_s` bounds the model's collectives; waiting for the next batch is not bounded (see BatchBroadcaster).
+    `init_address` is HOST:PORT. A loopback HOST means every rank is on this machine: then nothing listens
+    beyond loopback (torch's own tcp:// rendezvous would bind its unauthenticated store on every interface).
+    `timeout_s` bounds the rendezvous and the model's collectives; waiting for the next batch is not bounded
+    (see BatchBroadcaster).
     """
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if device.startswith("cuda"):
         index = torch.device(device).index
         torch.cuda.set_device(rank % torch.cuda.device_count() if index is None else index)
-    dist.init_process_group(
-        backend,
-        init_method=f"tcp://{init_address}",
-        rank=rank,
-        world_size=world_size,
-        timeout=datetime.timedelta(seconds=timeout_s),
-    )
+    timeout = datetime.timedelta(seconds=timeout_s)
+    host, _, port = init_address.rpartition(":")
+    host = host.strip("[]")
+    if not _is_loopback(host):  # several nodes: torch's rendezvous, on the network the deployment isolates
+        dist.init_process_group(
+            backend, init_method=f"tcp://{init_address}", rank=rank, world_size=world_size, timeout=timeout
+        )
+        return
+    interface = _loopback_interface()
+    # gloo's pairs and NCCL's bootstrap would otherwise listen on the address the hostname resolves to.
+    os.environ["GLOO_SOCKET_IFNAME"] = interface
+    os.environ["NCCL_SOCKET_IFNAME"] = interface
+    if rank == 0:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, int(port)), family=family, backlog=4 * world_size)
+        store = dist.TCPStore(host, int(port), world_size, True, timeout, master_listen_fd=listener.detach())
+    else:
+        store = dist.TCPStore(host, int(port), world_size, False, timeout)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: another node's
+        return False
+
+
+def _loopback_interface() -> str:
+    """The name of this machine's loopback interface (the one flagged IFF_LOOPBACK); `lo` where /sys says nothing."""
+    net = Path("/sys/class/net")
+    for flags in sorted(net.glob("*/flags")) if net.is_dir() else ():
+        try:
+            if int(flags.read_text(), 16) & 0x8:
+                return flags.parent.name
+        except (OSError, ValueError):
+            continue
+    return "lo"
 
 
 class BatchBroadcaster:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,19 +14,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.model_config import ModelConfig
 from processes.heartbeat import ReplicaHeartbeats
-from server.admission import Ticket
 from server.args import ServerArgs
-from server.disconnect import run_unless_disconnected
-from server.embedding_pipeline import EmbedOutcome, run_embedding
 from server.engine_client import EngineClient
-from server.errors import APIError, error_response
+from server.errors import APIError, error_response, unexpected_error_response
+from server.log_safety import install_log_redaction
 from server.metrics import ServerMetrics, install_metrics
-from server.prompts import select_prompt
-from server.protocol import check_dimensions, check_encoding_format, decode_embedding_request, parse_inputs
+from server.pipeline import add_pipeline_route
 from server.reliability import Reliability
 from server.reliability_routes import install_reliability
-from server.request_limits import check_input_sizes, read_body
-from server.routes_native import register_native_routes
+from server.routes_native import ENCODE_ROUTE, TOKENIZE_ROUTE, register_server_info
+from server.routes_openai import EMBEDDINGS_ROUTE
 from server.tokenizer_manager import TokenizerManager
 
 
@@ -57,31 +54,14 @@ def build_app(state: FrontendState) -> FastAPI:
         yield
         await state.engine.stop()
 
+    install_log_redaction(state.args.api_key)
     app = FastAPI(title="embedserve", lifespan=lifespan)
     _install_error_handlers(app, state)
     install_reliability(app, state)
-    args = state.args
 
-    @app.post("/v1/embeddings")
-    async def create_embeddings(request: Request) -> Response:
-        started = time.perf_counter()
-        # Admission first: a refused request costs no body read, no decoding and no tokenizing.
-        with state.reliability.admission.admit() as ticket:
-            body = await read_body(request, args.max_request_bytes, ticket)
-            outcome = await run_unless_disconnected(request.receive, embed(request, started, body, ticket))
-        response = outcome.response
-        state.reliability.stats.count_response(response.status)
-        headers = outcome.headers(state.engine_info.get("device", args.device))
-        return Response(response.body, response.status, headers, media_type="application/json")
-
-    async def embed(request: Request, started: float, body: bytes, ticket: Ticket) -> EmbedOutcome:
-        req = decode_embedding_request(body)
-        encoding_format = check_encoding_format(req.encoding_format)
-        dimensions = check_dimensions(req.dimensions, state.model_config)
-        items = parse_inputs(req.input, multimodal=state.multimodal is not None)
-        check_input_sizes(items, args.max_inputs_per_request, args.max_input_chars)
-        prompt = select_prompt(req.prompt_name, args.default_prompt_name, state.model_config.st_info)
-        return await run_embedding(state, request, started, items, encoding_format, dimensions, prompt, ticket)
+    # Every route that embeds or tokenizes goes through the one pipeline (server/pipeline.py).
+    for route in (EMBEDDINGS_ROUTE, ENCODE_ROUTE, TOKENIZE_ROUTE):
+        add_pipeline_route(app, state, route)
 
     @app.get("/v1/models")
     async def list_models() -> JSONResponse:
@@ -124,11 +104,13 @@ def build_app(state: FrontendState) -> FastAPI:
         )
 
     install_metrics(app, state)
-    register_native_routes(app, state)
+    register_server_info(app, state)
     return app
 
 
 def _install_error_handlers(app: FastAPI, state: FrontendState) -> None:
+    """Errors of the routes outside the pipeline (the pipeline answers its own) in OpenAI's envelope."""
+
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
         state.reliability.stats.count_response(exc.status)
@@ -143,5 +125,6 @@ def _install_error_handlers(app: FastAPI, state: FrontendState) -> None:
         return error_response(str(exc.detail), exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-        return error_response(f"internal error: {type(exc).__name__}: {exc}", 500)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        state.reliability.stats.count_response(500)
+        return unexpected_error_response(uuid.uuid4().hex, f"{request.method} {request.url.path}", exc)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.backend_names import BACKEND_NAMES
+from server.api_key import resolve_api_key
 from server.topology import check_topology_args
 
 
@@ -89,7 +90,6 @@ class ServerArgs:
         "sentence-transformers prompt prepended to texts whose request names none (config_sentence_transformers.json)",
     )
     # reliability (docs/reliability.md)
-    api_key: str | None = _opt(None, "require 'Authorization: Bearer KEY' on every route but /health and /ready")
     max_queued_requests: int = _opt(512, "requests admitted at once (read, tokenized, queued or running); more get 429")
     max_queued_tokens: int = _opt(
         4_194_304, "tokens admitted at once (a request counts its body bytes until tokenized); more get 429"
@@ -101,6 +101,16 @@ class ServerArgs:
         60.0, "seconds the engine may leave waiting requests without finishing a batch before /health turns 503"
     )
     shutdown_timeout: float = _opt(30.0, "seconds SIGTERM waits for in-flight requests before failing them with 503")
+    # secrets (docs/security.md): the key from a file or EMBEDSERVE_API_KEY stays out of `ps`
+    api_key: str | None = _opt(
+        None,
+        "require 'Authorization: Bearer KEY' on every route but /health and /ready; visible in ps: prefer "
+        "--api-key-file or the EMBEDSERVE_API_KEY environment variable (used when neither flag is given)",
+        secret=True,
+    )
+    api_key_file: str | None = _opt(
+        None, "file holding the API key (surrounding whitespace ignored); not together with --api-key"
+    )
     # scale up and out (docs/deployment.md)
     dp_size: int = _opt(1, "data-parallel replicas behind the one frontend, each its own group of --tp-size ranks")
     nnodes: int = _opt(1, "machines the --tp-size ranks of each replica are spread over")
@@ -178,8 +188,7 @@ def check_reliability_args(args: ServerArgs) -> None:
     if args.max_request_bytes > args.max_queued_tokens:
         # a body reserves its size in the token budget until tokenized; a larger one could never be admitted
         raise ServerArgsError("--max-request-bytes must not exceed --max-queued-tokens")
-    if args.api_key is not None and not args.api_key:
-        raise ServerArgsError("--api-key must not be empty")
+    resolve_api_key(args)
 
 
 # image URLs, local files and image admission (docs/security.md, "Images and URLs")

@@ -1,22 +1,23 @@
-"""One embedding request from validated inputs to the engine's answer, timed phase by phase for headers, metrics, logs."""
+"""One embedding request from checked inputs to the engine's answer, timed phase by phase for headers, metrics, logs."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fastapi import Request
+import msgspec
 
 from processes.messages import EmbedResponse, ImageData
+from server.errors import internal_error
 from server.protocol import MultimodalItem
 from server.tokenizer_manager import TokenizedInputs, TokenizerManager
 
 if TYPE_CHECKING:
-    from server.admission import Ticket
     from server.app import FrontendState
+    from server.pipeline import RequestContext
 
 # Tokenizing this many characters inline would stall the event loop; larger requests go to a thread.
 INLINE_TOKENIZE_CHARS = 4096
@@ -35,16 +36,22 @@ async def tokenize_items(
 
 
 async def prepare_inputs(
-    state: FrontendState, items: list, prompt: str, reserve_tokens=None
+    state: FrontendState, items: list, prompt: str, reserve_tokens: Callable[[int], None]
 ) -> tuple[TokenizedInputs, list[ImageData] | None]:
     """Token ids for every item, and the preprocessed images when a multimodal item is present.
 
-    `reserve_tokens(total)` (a Ticket's reserve) lets image loading reserve each image's tokens before its
-    pixels are decoded or, where the cost is known up front (CLIP), before its bytes are fetched.
+    `reserve_tokens(total)` sets the request's whole share of the admission budget (Ticket.reserve: 429 or
+    413 past it), so admission counts real tokens instead of body bytes from here on; image loading calls it
+    as each image's cost becomes known, before its pixels are decoded (CLIP: before its bytes are fetched).
     """
     if state.multimodal is not None and any(isinstance(i, MultimodalItem) for i in items):
-        return await state.multimodal.prepare(items, reserve_tokens)
-    return await tokenize_items(state.tokenizer, items, prompt), None
+        tokens, images = await state.multimodal.prepare(items, reserve_tokens)
+        # the final share: the ids plus CLIP's image positions, which travel beside them
+        reserve_tokens(tokens.num_tokens + sum(image.num_tokens for image in images))
+        return tokens, images
+    tokens = await tokenize_items(state.tokenizer, items, prompt)
+    reserve_tokens(tokens.num_tokens)
+    return tokens, None
 
 
 @dataclass(frozen=True)
@@ -81,29 +88,16 @@ class EmbedOutcome:
 
 
 async def run_embedding(
-    state: FrontendState,
-    request: Request,
-    started: float,
-    items: list[str | list[int]],
-    encoding_format: str,
-    dimensions: int | None,
-    prompt: str = "",
-    ticket: Ticket | None = None,
+    context: RequestContext, items: list, encoding_format: str, dimensions: int | None, prompt: str = ""
 ) -> EmbedOutcome:
-    """Tokenize `items`, embed them, and record the request in the metrics and the request log.
-
-    `started` is the handler's time.perf_counter() before it read the body.
-    """
-    tokens, images = await prepare_inputs(state, items, prompt, ticket.reserve if ticket is not None else None)
-    if ticket is not None:
-        # admission now counts real tokens instead of body bytes, CLIP's image tokens (beside the ids) included
-        ticket.reserve(tokens.num_tokens + sum(image.num_tokens for image in images or ()))
+    """Tokenize `items`, embed them, and record the request in the metrics and the request log's fields."""
+    state, rid = context.state, context.rid
+    tokens, images = await prepare_inputs(state, items, prompt, context.ticket.reserve)
     tokenized = time.perf_counter()
-    rid = uuid.uuid4().hex
     response = await state.engine.embed(rid, tokens, encoding_format, dimensions, images)
     timing = EmbedTiming(
-        total=time.perf_counter() - started,
-        tokenization=tokenized - started,
+        total=time.perf_counter() - context.started,
+        tokenization=tokenized - context.started,
         queue=response.queue_time,
         inference=response.inference_time,
     )
@@ -112,14 +106,23 @@ async def run_embedding(
         state.metrics.observe_request(
             len(tokens.seq_lens), tokens.num_tokens, timing.tokenization, timing.queue, timing.inference
         )
-    request.state.log_fields = {
-        "id": rid,
-        "inputs": len(tokens.seq_lens),
-        "tokens": tokens.num_tokens,
-        "chars": outcome.num_chars,
-        "dimensions": dimensions or "full",
-        "tokenize_ms": f"{timing.tokenization * 1e3:.2f}",
-        "queue_ms": f"{timing.queue * 1e3:.2f}",
-        "inference_ms": f"{timing.inference * 1e3:.2f}",
-    }
+    context.log_fields.update(
+        inputs=len(tokens.seq_lens),
+        tokens=tokens.num_tokens,
+        chars=outcome.num_chars,
+        dimensions=dimensions or "full",
+        tokenize_ms=f"{timing.tokenization * 1e3:.2f}",
+        queue_ms=f"{timing.queue * 1e3:.2f}",
+        inference_ms=f"{timing.inference * 1e3:.2f}",
+    )
+    if response.status >= 500:
+        # The engine's message names the exception; the client gets the request id, the log the message.
+        raise internal_error(rid, "the engine", _engine_error_message(response.body))
     return outcome
+
+
+def _engine_error_message(body: bytes) -> str:
+    try:
+        return str(msgspec.json.decode(body)["error"]["message"])
+    except (msgspec.DecodeError, KeyError, TypeError):
+        return repr(body[:1000])

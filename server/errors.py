@@ -1,8 +1,15 @@
-"""OpenAI's error envelope and the exceptions that map onto it."""
+"""OpenAI's error envelope, the exceptions that map onto it, and the 500 that tells a client nothing internal."""
 
 from __future__ import annotations
 
+import logging
+import traceback
+
 from fastapi.responses import JSONResponse
+
+from server.log_safety import escape_for_log
+
+logger = logging.getLogger("embedserve.errors")
 
 _TYPES = {
     400: "invalid_request_error",
@@ -31,3 +38,17 @@ def error_body(message: str, status: int, param: str | None = None) -> dict:
 
 def error_response(message: str, status: int, param: str | None = None, headers: dict | None = None) -> JSONResponse:
     return JSONResponse(error_body(message, status, param), status_code=status, headers=headers)
+
+
+def internal_error(rid: str, where: str, detail: str) -> APIError:
+    """A 500 naming only the request id; `detail` (an exception, an engine message) goes to the server's log."""
+    logger.error("internal error in request %s (%s): %s", rid, escape_for_log(where), escape_for_log(detail, 4096))
+    return APIError(f"internal server error (request {rid}); the server's log has the details", status=500)
+
+
+def unexpected_error_response(rid: str, where: str, exc: BaseException) -> JSONResponse:
+    """The answer to a bug: a generic 500; the class, message and stack are logged, never sent."""
+    error = internal_error(rid, where, f"{type(exc).__name__}: {exc}")
+    # The frames are our code's, not the client's: they go to the log as they are, after the escaped message.
+    logger.error("request %s traceback:\n%s", rid, "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+    return error_response(error.message, 500, headers={"x-request-id": rid})

@@ -20,6 +20,7 @@ from prometheus_client import (
 )
 
 from processes.messages import BatchStats
+from server.log_safety import escape_for_log
 
 if TYPE_CHECKING:
     from server.app import FrontendState
@@ -158,9 +159,9 @@ class RequestObserver:
             if self.log_requests and label not in _UNLOGGED_ROUTES:
                 fields = {"status": status, "total_ms": f"{elapsed * 1e3:.2f}"}
                 fields.update(scope.get("state", {}).get("log_fields", {}))
-                request_logger.info(
-                    "%s %s %s", scope["method"], scope["path"], " ".join(f"{k}={v}" for k, v in fields.items())
-                )
+                # The method and the (percent-decoded) path are the client's: escaped, so they stay on one line.
+                line = " ".join(escape_for_log(f"{k}={v}") for k, v in fields.items())
+                request_logger.info("%s %s %s", escape_for_log(scope["method"]), escape_for_log(scope["path"]), line)
 
 
 def install_metrics(app: FastAPI, state: FrontendState) -> None:

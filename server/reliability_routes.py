@@ -1,15 +1,14 @@
-"""Registers what makes the app hard to break: the API-key check, /ready, /stats and the disconnect handler."""
+"""Registers what makes the app hard to break beside the request pipeline: the API-key check, /ready and /stats."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from server.auth import BearerAuthMiddleware
 from server.errors import error_response
-from server.request_limits import ClientDisconnected
 
 if TYPE_CHECKING:
     from server.app import FrontendState
@@ -30,9 +29,3 @@ def install_reliability(app: FastAPI, state: FrontendState) -> None:
     @app.get("/stats")
     async def stats() -> JSONResponse:
         return JSONResponse(reliability.snapshot())
-
-    @app.exception_handler(ClientDisconnected)
-    async def client_disconnected(_: Request, exc: ClientDisconnected) -> Response:
-        # Nobody will read this response; the work was already dropped.
-        reliability.stats.requests_aborted_by_client += 1
-        return Response(status_code=499)

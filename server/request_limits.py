@@ -7,6 +7,7 @@ from starlette.requests import ClientDisconnect
 
 from server.admission import Ticket
 from server.errors import APIError
+from server.protocol import MultimodalItem
 
 
 class ClientDisconnected(Exception):
@@ -43,15 +44,17 @@ async def read_body(request: Request, max_bytes: int, ticket: Ticket) -> bytes:
     return bytes(body)
 
 
-def check_input_sizes(items: list[str | list[int]], max_inputs: int, max_chars: int) -> None:
+def check_input_sizes(items: list, max_inputs: int, max_chars: int) -> None:
+    """--max-inputs-per-request over the items, --max-input-chars over each text (a multimodal item's too)."""
     if len(items) > max_inputs:
         raise APIError(
             f"input has {len(items)} items, more than the limit of {max_inputs} (--max-inputs-per-request)",
             param="input",
         )
     for index, item in enumerate(items):
-        if isinstance(item, str) and len(item) > max_chars:
+        text = item.text if isinstance(item, MultimodalItem) else item
+        if isinstance(text, str) and len(text) > max_chars:
             raise APIError(
-                f"input[{index}] has {len(item)} characters, more than the limit of {max_chars} (--max-input-chars)",
+                f"input[{index}] has {len(text)} characters, more than the limit of {max_chars} (--max-input-chars)",
                 param="input",
             )

@@ -1,21 +1,24 @@
-"""SGLang's native routes (POST /encode, GET /get_server_info) and vLLM's POST /tokenize, beside OpenAI's."""
+"""SGLang's native routes (POST /encode, GET /get_server_info) and vLLM's POST /tokenize, beside OpenAI's.
+
+/encode and /tokenize are pipeline routes (server/pipeline.py): here is only how they parse and answer.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import importlib.metadata
-import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
+from server.api_key import public_options
 from server.embedding_pipeline import INLINE_TOKENIZE_CHARS, EmbedOutcome, run_embedding
 from server.errors import APIError
+from server.pipeline import ParsedRequest, PipelineRoute, RequestContext
 from server.protocol import decode_request, parse_inputs
 
 if TYPE_CHECKING:
@@ -88,46 +91,61 @@ def sglang_body(outcome: EmbedOutcome, single: bool) -> bytes:
     return _json.encode(results[0] if single else results)
 
 
-def register_native_routes(app: FastAPI, state: FrontendState) -> None:
-    @app.api_route("/encode", methods=["POST", "PUT"])
-    async def encode(request: Request) -> Response:
-        started = time.perf_counter()
-        items, single = encode_items(decode_request(await request.body(), EncodeRequest))
-        # base64 from the result process carries the exact float32 bits; the SGLang body is built here.
-        outcome = await run_embedding(state, request, started, items, "base64", None)
-        headers = outcome.headers(state.engine_info.get("device", state.args.device))
-        if outcome.response.status != 200:
-            return Response(outcome.response.body, outcome.response.status, headers, media_type="application/json")
-        if len(items) * state.model_config.embedding_dim > _INLINE_BODY_FLOATS:
-            body = await asyncio.to_thread(sglang_body, outcome, single)
-        else:
-            body = sglang_body(outcome, single)
-        return Response(body, 200, headers, media_type="application/json")
+def parse_encode(state: FrontendState, body: bytes) -> ParsedRequest[bool]:
+    items, single = encode_items(decode_request(body, EncodeRequest))
+    return ParsedRequest(items, single)
 
-    @app.post("/tokenize")
-    async def tokenize(request: Request) -> JSONResponse:
-        req = decode_request(await request.body(), TokenizeRequest)
-        if req.messages is not None:
-            raise APIError("the chat form of /tokenize (messages) is not supported; send prompt", param="messages")
-        if req.prompt is None:
-            raise APIError("prompt is required", param="prompt")
-        if len(req.prompt) > INLINE_TOKENIZE_CHARS:
-            tokens = await asyncio.to_thread(state.tokenizer.encode_text, req.prompt, req.add_special_tokens)
-        else:
-            tokens = state.tokenizer.encode_text(req.prompt, req.add_special_tokens)
-        return JSONResponse(
-            {
-                "count": len(tokens),
-                "max_model_len": state.model_config.context_length,
-                "tokens": tokens,
-                "token_strs": state.tokenizer.token_strings(tokens) if req.return_token_strs else None,
-            }
-        )
 
+async def answer_encode(context: RequestContext, items: list, single: bool) -> Response:
+    # base64 from the result process carries the exact float32 bits; the SGLang body is built here.
+    outcome = await run_embedding(context, items, "base64", None)
+    state = context.state
+    headers = outcome.headers(state.engine_info.get("device", state.args.device))
+    if outcome.response.status != 200:
+        return Response(outcome.response.body, outcome.response.status, headers, media_type="application/json")
+    if len(items) * state.model_config.embedding_dim > _INLINE_BODY_FLOATS:
+        body = await asyncio.to_thread(sglang_body, outcome, single)
+    else:
+        body = sglang_body(outcome, single)
+    return Response(body, 200, headers, media_type="application/json")
+
+
+def parse_tokenize(state: FrontendState, body: bytes) -> ParsedRequest[TokenizeRequest]:
+    req = decode_request(body, TokenizeRequest)
+    if req.messages is not None:
+        raise APIError("the chat form of /tokenize (messages) is not supported; send prompt", param="messages")
+    if req.prompt is None:
+        raise APIError("prompt is required", param="prompt")
+    return ParsedRequest([req.prompt], req)  # the prompt counts against the same limits as any text input
+
+
+async def answer_tokenize(context: RequestContext, items: list, req: TokenizeRequest) -> Response:
+    state, (prompt,) = context.state, items
+    if len(prompt) > INLINE_TOKENIZE_CHARS:
+        tokens = await asyncio.to_thread(state.tokenizer.encode_text, prompt, req.add_special_tokens)
+    else:
+        tokens = state.tokenizer.encode_text(prompt, req.add_special_tokens)
+    context.ticket.reserve(len(tokens))
+    context.log_fields.update(inputs=1, tokens=len(tokens), chars=len(prompt))
+    return JSONResponse(
+        {
+            "count": len(tokens),
+            "max_model_len": state.model_config.context_length,
+            "tokens": tokens,
+            "token_strs": state.tokenizer.token_strings(tokens) if req.return_token_strs else None,
+        }
+    )
+
+
+ENCODE_ROUTE = PipelineRoute("/encode", ("POST", "PUT"), parse_encode, answer_encode)
+TOKENIZE_ROUTE = PipelineRoute("/tokenize", ("POST",), parse_tokenize, answer_tokenize)
+
+
+def register_server_info(app: FastAPI, state: FrontendState) -> None:
     @app.get("/get_server_info")
     async def server_info() -> JSONResponse:
         cfg = state.model_config
-        info: dict[str, Any] = dataclasses.asdict(state.args)
+        info: dict[str, Any] = public_options(state.args)  # the API key is never sent back
         info.update(
             version=_version(),
             served_model_name=state.served_model_name,

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ServerStats:
-    responses_by_status: Counter = field(default_factory=Counter)  # every HTTP answer of /v1/embeddings and auth
+    responses_by_status: Counter = field(
+        default_factory=Counter
+    )  # every answer of a pipeline route, every 401, every other route's error
     requests_aborted_by_client: int = 0  # the client left while its request was tokenized, queued or running
 
     def count_response(self, status: int) -> None:

@@ -29,11 +29,17 @@ def local_placements(args: ServerArgs) -> list[RankPlacement]:
 
 
 def _init_addresses(args: ServerArgs) -> list[str | None]:
-    """One meeting point per replica: --dist-init-addr's port plus the replica index, or free loopback ports."""
+    """One meeting point per replica: --dist-init-addr's port plus the replica index, or free loopback ports.
+
+    On one node the ranks meet on loopback whatever --dist-init-addr's host says (its port is kept), so the
+    unauthenticated rendezvous store and the gloo/NCCL sockets are out of the network's reach
+    (engine/distributed.py binds them there).
+    """
     if args.tp_size == 1:
         return [None] * args.dp_size
     if args.dist_init_addr is not None:
         host, port = split_host_port(args.dist_init_addr)
+        host = host if args.nnodes > 1 else "127.0.0.1"
         return [f"{host}:{port + i}" for i in range(args.dp_size)]
     return [f"127.0.0.1:{_free_loopback_port()}" for _ in range(args.dp_size)]
 

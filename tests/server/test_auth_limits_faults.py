@@ -8,6 +8,7 @@ import httpx
 import pytest
 from openai import AuthenticationError, OpenAI
 
+from tests.support.errors import assert_error_envelope
 from tests.support.launch import RunningServer
 
 API_KEY = "test-key-0123456789"
@@ -27,14 +28,6 @@ def server():
     assert server.stop() == 0
 
 
-def _assert_envelope(response: httpx.Response, status: int, fragment: str) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"} and error["code"] == status
-    assert fragment in error["message"], error["message"]
-    return error
-
-
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {API_KEY}"}, {"Authorization": API_KEY},
@@ -44,7 +37,7 @@ def _assert_envelope(response: httpx.Response, status: int, fragment: str) -> di
 def test_missing_or_wrong_key_is_401(server, headers):
     for method, path in (("POST", "/v1/embeddings"), ("GET", "/v1/models"), ("GET", "/stats")):
         response = httpx.request(method, f"{server.base_url}{path}", json={"input": "hi"}, headers=headers)
-        error = _assert_envelope(response, 401, "API key")
+        error = assert_error_envelope(response, 401, "API key")
         assert error["type"] == "authentication_error"
         assert response.headers["www-authenticate"] == "Bearer"
 
@@ -67,30 +60,35 @@ def test_openai_client_with_and_without_the_key(server):
 def test_body_over_limit_is_413_declared_or_streamed(server):
     body = b'{"input": "' + b"word " * 5000 + b'"}'  # 25 kB > 20000
     declared = httpx.post(f"{server.base_url}/v1/embeddings", content=body, headers=AUTH)
-    _assert_envelope(declared, 413, "--max-request-bytes")
+    assert_error_envelope(declared, 413, "--max-request-bytes")
 
     def chunks():  # no content-length: the limit is enforced while reading
         for start in range(0, len(body), 4096):
             yield body[start : start + 4096]
 
     streamed = httpx.post(f"{server.base_url}/v1/embeddings", content=chunks(), headers=AUTH)
-    _assert_envelope(streamed, 413, "--max-request-bytes")
+    assert_error_envelope(streamed, 413, "--max-request-bytes")
 
 
 def test_too_many_inputs_and_too_long_input_are_400(server):
     url = f"{server.base_url}/v1/embeddings"
-    _assert_envelope(httpx.post(url, json={"input": ["x"] * 9}, headers=AUTH), 400, "--max-inputs-per-request")
+    assert_error_envelope(httpx.post(url, json={"input": ["x"] * 9}, headers=AUTH), 400, "--max-inputs-per-request")
     long_input = httpx.post(url, json={"input": ["short", "y" * 301]}, headers=AUTH)
-    assert "input[1] has 301 characters" in _assert_envelope(long_input, 400, "--max-input-chars")["message"]
+    assert "input[1] has 301 characters" in assert_error_envelope(long_input, 400, "--max-input-chars")["message"]
     assert httpx.post(url, json={"input": ["x"] * 8}, headers=AUTH).status_code == 200
 
 
 def test_injected_forward_fault_fails_that_batch_then_serves(server):
     url = f"{server.base_url}/v1/embeddings"
     failed = httpx.post(url, json={"input": [[101, FAULT_TOKEN, 102]]}, headers=AUTH, timeout=30)
-    error = _assert_envelope(failed, 500, "forward pass failed: InjectedFault")
+    error = assert_error_envelope(failed, 500, "internal server error")
     assert error["type"] == "server_error"
-    assert re.search(r"\(request [0-9a-f]{32}\)", error["message"]), error["message"]
+    # The client learns the request id; the exception's class and message stay in the server's log.
+    rid = re.search(r"\(request ([0-9a-f]{32})\)", error["message"]).group(1)
+    assert rid == failed.headers["x-request-id"] and "InjectedFault" not in failed.text
+    assert re.search(
+        rf"internal error in request {rid} \(the engine\): forward pass failed: InjectedFault", server.log()
+    )
     assert httpx.get(f"{server.base_url}/health").status_code == 200
     after = httpx.post(url, json={"input": [[101, 7592, 102], "next one"]}, headers=AUTH, timeout=30)
     assert after.status_code == 200 and len(after.json()["data"]) == 2
@@ -100,7 +98,7 @@ def test_injected_forward_fault_fails_that_batch_then_serves(server):
 def test_fatal_fault_stops_the_server_cleanly():
     server = RunningServer([], env={"EMBEDSERVE_INJECT_FAULTS": f"fatal:{FAULT_TOKEN}"})
     response = httpx.post(f"{server.base_url}/v1/embeddings", json={"input": [[101, FAULT_TOKEN, 102]]}, timeout=30)
-    _assert_envelope(response, 503, "embedserve-scheduler died")
+    assert_error_envelope(response, 503, "embedserve-scheduler died")
     assert httpx.get(f"{server.base_url}/health").status_code == 503
     assert server.proc.wait(timeout=30) != 0
     assert server.leftover_processes() == []

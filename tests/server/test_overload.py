@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import threading
-import time
 
 import httpx
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 from tests.support.compare import assert_close_vectors
 from tests.support.launch import RunningServer
 from tests.support.texts import mixed_length_batch
+from tests.support.waiting import wait_for
 
 MAX_QUEUED = 6
 STALL_TIMEOUT = 2.0
@@ -31,16 +31,6 @@ def server(minilm):
     )  # fmt: skip
     yield server
     assert server.stop() == 0
-
-
-def _wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _burst(url: str, bodies: list[dict]) -> list[httpx.Response]:
@@ -94,12 +84,12 @@ def test_disconnected_clients_have_their_work_dropped(server):
             client.start()
         for client in clients:
             client.join()
-        _wait_for(lambda: server.stats()["requests_aborted_by_client"] == before["requests_aborted_by_client"] + 4,
+        wait_for(lambda: server.stats()["requests_aborted_by_client"] == before["requests_aborted_by_client"] + 4,
                   what="the frontend to notice 4 disconnects")  # fmt: skip
     finally:
         os.kill(scheduler.pid, signal.SIGCONT)
     # The scheduler receives each request and its abort together and skips all 32 inputs.
-    after = _wait_for(
+    after = wait_for(
         lambda: (s := server.stats())["engine"]["inputs_dropped"] >= before["engine"]["inputs_dropped"] + 32 and s,
         what="the scheduler to drop the aborted inputs",
     )
@@ -120,7 +110,7 @@ def test_stalled_engine_turns_health_503_until_it_moves(server):
     try:
         assert httpx.get(f"{server.base_url}/health").status_code == 200
         sender.start()
-        unhealthy = _wait_for(
+        unhealthy = wait_for(
             lambda: (r := httpx.get(f"{server.base_url}/health")).status_code == 503 and r,
             timeout=STALL_TIMEOUT + 10,
             what="/health to report the stall",

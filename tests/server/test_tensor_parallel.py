@@ -1,7 +1,8 @@
-"""Tensor parallel over gloo: two ranks serve the vectors one process computes; bad splits and dead ranks stop it."""
+"""Tensor parallel over gloo: two ranks give one process's vectors, listening only on loopback; bad layouts refused."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 from openai import OpenAI
 
@@ -55,6 +57,22 @@ def test_one_scheduler_process_per_rank(minilm_tp2):
     assert names == ["embedserve-resu", "embedserve-tp0", "embedserve-tp1"]  # ps keeps 15 bytes
     info = httpx.get(f"{minilm_tp2.base_url}/get_server_info").json()
     assert info["tp_size"] == 2 and info["dp_size"] == 1
+
+
+def test_single_node_ranks_listen_only_on_loopback(minilm_tp2):
+    """torch's tcp:// rendezvous store listens on every interface, unauthenticated: one node must not use it."""
+    processes = [psutil.Process(minilm_tp2.proc.pid), *minilm_tp2.children]
+    sockets = [(p.name(), c) for p in processes for c in p.net_connections(kind="inet")]
+    listening = [(name, c.laddr) for name, c in sockets if c.status == psutil.CONN_LISTEN]
+    assert len(listening) >= 3, listening  # HTTP, the rendezvous store, gloo's pairs
+    assert all(_is_loopback(laddr.ip) for _, laddr in listening), listening
+    assert all(_is_loopback(c.raddr.ip) for _, c in sockets if c.raddr), sockets
+
+
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,13 @@ def test_node_1_of_2_runs_the_upper_half_of_every_replica():
     assert [p.device("cuda") for p in local_placements(args)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
 
 
+def test_one_node_meets_on_loopback_whatever_dist_init_addr_says():
+    # one node: --dist-init-addr keeps only its port, so the rendezvous never binds beyond loopback
+    args = ServerArgs(tp_size=2, dp_size=2, dist_init_addr="10.0.0.1:5000")
+    assert [p.init_address for p in local_placements(args)] == ["127.0.0.1:5000"] * 2 + ["127.0.0.1:5001"] * 2
+    assert all(p.init_address.startswith("127.0.0.1:") for p in local_placements(ServerArgs(tp_size=2)))
+
+
 def test_one_rank_keeps_the_single_scheduler_name_and_device():
     (placement,) = local_placements(ServerArgs())
     assert (placement.role, placement.process_name, placement.init_address) == (

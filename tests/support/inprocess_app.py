@@ -1,0 +1,26 @@
+"""The real FastAPI app for a model, built in the test's own process, its engine never started."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from engine.model_config import ModelConfig
+from processes.ipc import IpcAddresses
+from server.app import FrontendState, build_app
+from server.args import ServerArgs
+from server.engine_client import EngineClient
+from server.tokenizer_manager import TokenizerManager
+
+
+@contextmanager
+def inprocess_app(model_path: str) -> Iterator[tuple[object, FrontendState]]:
+    """(app, state): without the lifespan nothing connects to a scheduler, so only routes that need none answer."""
+    config = ModelConfig.load(model_path, {}, None, "auto", "cpu")
+    ipc = IpcAddresses.create()
+    try:
+        tokenizer = TokenizerManager(config, False, False)
+        state = FrontendState(ServerArgs(model_path=model_path), config, "m", tokenizer, EngineClient(ipc))
+        yield build_app(state), state
+    finally:
+        ipc.remove()
