@@ -32,7 +32,7 @@ class _TopLevel(msgspec.Struct):
 @dataclass(frozen=True)
 class ModelConfig:
     model_path: str
-    hf: dict[str, Any]  # config.json merged with --json-model-override-args; read it through `text` and `vision`
+    hf: dict[str, Any]  # config.json merged with --json-model-override-args; the engine reads `text` and `vision`
     architecture: str
     spec: ModelSpec
     text: TextConfig  # the language model, or CLIP's text tower

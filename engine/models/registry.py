@@ -35,7 +35,7 @@ class ModelSpec:
     multimodal: str | None = None  # how the frontend turns images into model inputs: "qwen2_vl" | "clip"
 
 
-_BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", "cls", True, BertConfig)
+_BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", "cls", True, text_config=BertConfig)
 
 # Base classes and the task heads users ship; the heads' extra weights are ignored.
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -48,19 +48,25 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         "Qwen2VLEmbeddingModel",
         "last",
         True,
-        Qwen2VLTextConfig,
-        Qwen2VLVisionConfig,
+        text_config=Qwen2VLTextConfig,
+        vision_config=Qwen2VLVisionConfig,
         multimodal="qwen2_vl",
     ),
     "CLIPModel": ModelSpec(
-        "engine.models.clip", "CLIPEmbeddingModel", "model", True, ClipTextConfig, ClipVisionConfig, multimodal="clip"
+        "engine.models.clip",
+        "CLIPEmbeddingModel",
+        "model",
+        True,
+        text_config=ClipTextConfig,
+        vision_config=ClipVisionConfig,
+        multimodal="clip",
     ),
 }
 
 
 def _decoder(module: str, class_name: str) -> ModelSpec:
     # Decoder embedders pool the final token (it has seen the whole input) and normalize.
-    return ModelSpec(module, class_name, "last", True, DecoderConfig)
+    return ModelSpec(module, class_name, "last", True, text_config=DecoderConfig)
 
 
 for _family, _module, _class in (
