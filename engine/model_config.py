@@ -1,4 +1,4 @@
-"""The model as the server sees it: HF config plus overrides, pooling, normalization, context length, Matryoshka."""
+"""The model as the server sees it: typed config.json plus overrides, pooling, normalization, context, Matryoshka."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from engine.arch_config import ArchConfigError, TextConfig, VisionConfig
 from engine.models.registry import ModelSpec, spec_for
 from engine.st_config import SentenceTransformersInfo, read_sentence_transformers_info
 
@@ -17,25 +20,39 @@ class ModelConfigError(ValueError):
     """The model folder or the flags describe something we cannot serve; the message says what."""
 
 
+class _TopLevel(msgspec.Struct):
+    """The fields of config.json that describe the whole model rather than one of its stacks."""
+
+    architectures: list[str] | None = None
+    projection_dim: int | None = None  # CLIP: both towers project into this space
+    matryoshka_dimensions: list[int] | None = None
+    is_matryoshka: bool = False
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     model_path: str
-    hf: dict[str, Any]  # config.json merged with --json-model-override-args
     architecture: str
     spec: ModelSpec
+    text: TextConfig  # the language model, or CLIP's text tower
+    vision: VisionConfig | None  # the image tower of a multimodal model
     st_info: SentenceTransformersInfo
     pooling: str
     normalize: bool
     context_length: int
     embedding_dim: int
-    vocab_size: int
     matryoshka_dimensions: tuple[int, ...] | None  # None with is_matryoshka means any size up to embedding_dim
     is_matryoshka: bool
     dtype: str
 
     @property
+    def vocab_size(self) -> int:
+        return self.text.vocab_size
+
+    @property
     def head_dims(self) -> set[int]:
-        return attention_head_dims(self.hf)
+        """Head sizes of every attention stack, so the attention backend is chosen for all of them."""
+        return {self.text.head_dim} | ({self.vision.head_dim} if self.vision else set())
 
     @classmethod
     def load(
@@ -51,24 +68,24 @@ class ModelConfig:
             raise ModelConfigError(f"no config.json in model path {model_path!r}")
         hf = json.loads(config_file.read_text(encoding="utf-8"))
         hf.update(overrides or {})
-        architectures = hf.get("architectures") or []
-        if not architectures:
-            raise ModelConfigError(f"{config_file} names no architectures")
-        architecture = architectures[0]
-        spec = spec_for(architecture)
+        try:
+            top = msgspec.convert(hf, _TopLevel)
+            if not top.architectures:
+                raise ModelConfigError(f"{config_file} names no architectures")
+            spec = spec_for(top.architectures[0])
+            text = spec.text_config.from_hf(hf)
+            vision = spec.vision_config.from_hf(hf) if spec.vision_config else None
+        except (msgspec.ValidationError, ArchConfigError) as error:
+            raise ModelConfigError(f"{config_file}: {error}") from None
         st_info = read_sentence_transformers_info(model_path)
         pooling = st_info.pooling or spec.default_pooling
         normalize = st_info.normalize if st_info.normalize is not None else spec.default_normalize
-        # multimodal configs (CLIP, transformers 5's Qwen2-VL) keep the language model's sizes in text_config
-        text = {**hf, **(hf.get("text_config") or {})}
-        max_positions = int(text.get("max_position_embeddings", 0)) - spec.position_offset
-        if spec.check_config is not None:
-            try:
-                limit = spec.check_config(hf)
-            except ValueError as error:
-                raise ModelConfigError(f"{config_file}: {error}") from None
-            if limit and (max_positions <= 0 or limit < max_positions):
-                max_positions = limit
+        max_positions = text.max_position_embeddings - spec.position_offset
+        # Sliding-window attention is not implemented: inputs up to the window attend exactly as full causal
+        # attention, so the context is capped at the window instead of serving different vectors beyond it.
+        window = text.attention_window
+        if window and (max_positions <= 0 or window < max_positions):
+            max_positions = window
         natural_length = st_info.max_seq_length or max_positions
         if max_positions > 0:
             natural_length = min(natural_length, max_positions)
@@ -78,47 +95,32 @@ class ModelConfig:
                     f"--context-length {context_length} is outside 1..{max_positions}, the model's positions"
                 )
             natural_length = context_length
-        embedding_dim = int(hf.get("projection_dim") or text["hidden_size"])
-        dims = hf.get("matryoshka_dimensions")
-        matryoshka = tuple(sorted(int(d) for d in dims)) if dims else None
+        embedding_dim = top.projection_dim or text.hidden_size
+        matryoshka = tuple(sorted(top.matryoshka_dimensions)) if top.matryoshka_dimensions else None
         if matryoshka and (matryoshka[0] < 1 or matryoshka[-1] > embedding_dim):
             raise ModelConfigError(f"matryoshka_dimensions {list(matryoshka)} must lie in 1..{embedding_dim}")
         return cls(
             model_path=str(model_path),
-            hf=hf,
-            architecture=architecture,
+            architecture=top.architectures[0],
             spec=spec,
+            text=text,
+            vision=vision,
             st_info=st_info,
             pooling=pooling,
             normalize=bool(normalize),
             context_length=int(natural_length),
             embedding_dim=embedding_dim,
-            vocab_size=int(text["vocab_size"]),
             matryoshka_dimensions=matryoshka,
-            is_matryoshka=bool(matryoshka) or bool(hf.get("is_matryoshka")),
+            is_matryoshka=bool(matryoshka) or top.is_matryoshka,
             dtype=resolve_dtype(dtype, device),
         )
-
-
-def attention_head_dims(hf: dict[str, Any]) -> set[int]:
-    """Head sizes of every attention stack in the config, nested towers (text_config, vision_config) included."""
-    dims = set()
-    if hf.get("num_attention_heads"):
-        dims.add(int(hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"]))
-    elif hf.get("num_heads") and hf.get("embed_dim"):  # Qwen2-VL's vision tower names them so
-        dims.add(int(hf["embed_dim"]) // int(hf["num_heads"]))
-    for value in hf.values():
-        if isinstance(value, dict):
-            dims |= attention_head_dims(value)
-    return dims
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
     """`auto` is float32 on CPU (exact parity) and bfloat16 on GPU."""
     if dtype == "auto":
         return "bfloat16" if device.startswith("cuda") else "float32"
-    if dtype == "half":
-        return "float16"
     if dtype not in _DTYPES:
-        raise ModelConfigError(f"--dtype {dtype!r} is not one of auto, {', '.join(_DTYPES)}")
+        hint = " (for SGLang's `half`, say float16)" if dtype == "half" else ""
+        raise ModelConfigError(f"--dtype {dtype!r} is not one of auto, {', '.join(_DTYPES)}{hint}")
     return dtype

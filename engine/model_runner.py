@@ -73,7 +73,7 @@ class ModelRunner:
             batch.images = ImageBatch.from_inputs(images, sequences, self.device, _TORCH_DTYPES[self.config.dtype])
         self.attn.prepare(batch)
         output = self.model(batch)
-        if getattr(self.model, "pools_itself", False):  # CLIP: pooling and projection are part of the model
+        if self.model.pools_itself:  # CLIP: pooling and projection are part of the model
             return output.float().cpu().numpy()
         pooled = pool_hidden_states(output, batch.cu_seqlens, self.config.pooling)
         return pooled.cpu().numpy()

@@ -1,10 +1,12 @@
-"""Streams (name, tensor) pairs from a folder's single or sharded safetensors files."""
+"""Streams (name, tensor) pairs from a folder's safetensors files and loads them by a family's weight-name table."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -65,29 +67,53 @@ def _num_tensors(file: Path) -> int:
         return len(f.keys())
 
 
-def load_renamed_weights(
-    module: torch.nn.Module,
-    weights: Iterator[tuple[str, torch.Tensor]],
-    map_name,
-) -> None:
-    """Copy checkpoint tensors into `module`'s parameters.
+@dataclass(frozen=True)
+class WeightNames:
+    """How a family's checkpoint names become its parameter names; `load_named_weights` applies the table.
 
-    `map_name(hf_name)` returns (parameter name, shard id or None), or None to skip the tensor.
+    In order: a name that `skip` matches whole is not loaded; the first `fused` substring found turns the tensor
+    into one shard of a fused parameter (q of qkv_proj, gate of gate_up_proj); then every `renames` pattern is
+    substituted, in the order written.
+    """
+
+    renames: Mapping[str, str] = field(default_factory=dict)  # regex -> replacement
+    fused: Mapping[str, tuple[str, str | int]] = field(default_factory=dict)  # substring -> (replacement, shard id)
+    skip: str | None = None  # regex over the whole name
+
+    def rename(self, checkpoint_name: str) -> tuple[str, str | int | None] | None:
+        """(parameter name, shard id or None), or None for a tensor the model does not load."""
+        if self.skip is not None and re.fullmatch(self.skip, checkpoint_name):
+            return None
+        name, shard_id = checkpoint_name, None
+        for theirs, (ours, shard) in self.fused.items():
+            if theirs in name:
+                name, shard_id = name.replace(theirs, ours), shard
+                break
+        for pattern, replacement in self.renames.items():
+            name = re.sub(pattern, replacement, name)
+        return name, shard_id
+
+
+def load_named_weights(
+    module: torch.nn.Module, weights: Iterable[tuple[str, torch.Tensor | CheckpointTensor]], names: WeightNames
+) -> None:
+    """Copy checkpoint tensors into `module`'s parameters, each through its own `weight_loader`.
+
     Every parameter must be loaded; an unknown tensor is an error, not a silent skip.
     """
     from engine.layers.linear import default_weight_loader
 
     params = dict(module.named_parameters())
     loaded: set[str] = set()
-    for hf_name, tensor in weights:
-        mapped = map_name(hf_name)
+    for checkpoint_name, tensor in weights:
+        mapped = names.rename(checkpoint_name)
         if mapped is None:
             continue
         name, shard_id = mapped
         if name not in params:
-            raise ValueError(f"unexpected weight {hf_name!r} in checkpoint")
+            raise ValueError(f"unexpected weight {checkpoint_name!r} in checkpoint")
         param = params[name]
-        loader = getattr(param, "weight_loader", default_weight_loader)
+        loader: Callable[..., None] = getattr(param, "weight_loader", default_weight_loader)
         if shard_id is None:
             loader(param, tensor)
         else:

@@ -132,10 +132,10 @@ def model_flops(runner: ModelRunner, lens: list[int], causal: bool) -> float:
     """Linear-layer FLOPs (2 per weight per token) plus attention's two L^2 matmuls per layer."""
     linear = sum(m.weight.numel() for m in runner.model.modules() if hasattr(m, "weight") and m.weight is not None
                  and m.weight.dim() == 2 and not isinstance(m, torch.nn.Embedding))  # fmt: skip
-    hf = runner.config.hf
-    attn_width = hf["num_attention_heads"] * hf.get("head_dim", hf["hidden_size"] // hf["num_attention_heads"])
+    text = runner.config.text
+    attn_width = text.num_heads * text.head_dim
     per_layer_attn = sum(4 * n * n * attn_width for n in lens) * (0.5 if causal else 1.0)
-    return 2 * linear * sum(lens) + per_layer_attn * hf["num_hidden_layers"]
+    return 2 * linear * sum(lens) + per_layer_attn * text.num_layers
 
 
 def check_shape(name: str, shape: dict, device: str, dtype_name: str, backend: str, args) -> dict:

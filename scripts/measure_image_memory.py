@@ -32,8 +32,7 @@ def main() -> None:
         processor = CLIPImageProcessorPil(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336})
     else:  # a pixel budget that admits the image at full size
         processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=width * height)
-    hf = {"vision_config": {"image_size": 336, "patch_size": 14}}
-    plan = ImageGeometry(kind, processor, hf).plan(width, height)
+    plan = ImageGeometry(kind, processor, clip_tokens=(336 // 14) ** 2 + 1).plan(width, height)
     noise = np.random.default_rng(0).integers(0, 255, (height, width, len(mode)), dtype=np.uint8)
     encoded = io.BytesIO()
     Image.fromarray(noise, mode).save(encoded, "PNG", compress_level=1)

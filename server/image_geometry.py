@@ -27,7 +27,8 @@ class ImagePlan:
 class ImageGeometry:
     """Reads the processor's settings once; `plan(width, height)` sizes an image's preprocessing."""
 
-    def __init__(self, kind: str, image_processor, hf_config: dict):
+    def __init__(self, kind: str, image_processor, clip_tokens: int = 0):
+        """`clip_tokens`: a CLIP image's cost in the token budget (the model config's `vision.tokens_per_image`)."""
         self.kind = kind
         size = dict(image_processor.size or {})
         if kind == "qwen2_vl":
@@ -40,8 +41,7 @@ class ImageGeometry:
             self.min_pixels = int(size.get("shortest_edge") or image_processor.min_pixels)
             self.max_pixels = int(size.get("longest_edge") or image_processor.max_pixels)
         else:
-            vision = hf_config["vision_config"]
-            self.clip_tokens = (int(vision["image_size"]) // int(vision["patch_size"])) ** 2 + 1
+            self.clip_tokens = clip_tokens
             self.do_resize = bool(image_processor.do_resize)
             self.shortest_edge = size.get("shortest_edge")
             self.fixed_size = (size["height"], size["width"]) if "height" in size and "width" in size else None

@@ -53,7 +53,8 @@ class MultimodalProcessor:
         self.chat_template = args.chat_template
         qwen2_vl_prompt(self.chat_template, None, False)  # an unknown template fails at startup
         self.image_processor = AutoImageProcessor.from_pretrained(config.model_path)
-        self.geometry = ImageGeometry(self.kind, self.image_processor, config.hf)
+        clip_tokens = config.vision.tokens_per_image if config.vision is not None else None
+        self.geometry = ImageGeometry(self.kind, self.image_processor, clip_tokens or 0)
         allowed = args.allowed_local_media_path
         self.limits = MediaLimits(
             fetch=FetchPolicy(

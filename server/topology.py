@@ -85,15 +85,13 @@ def tensor_parallel_problem(config: ModelConfig, tp_size: int) -> str | None:
         return None
     if config.spec.multimodal is not None:
         return f"{config.architecture} is multimodal: --tp-size above 1 serves text models only (BERT, decoders)"
-    hf = config.hf
-    heads = int(hf["num_attention_heads"])
-    kv_heads = int(hf.get("num_key_value_heads") or heads)
+    heads, kv_heads, mlp_size = config.text.num_heads, config.text.num_kv_heads, config.text.intermediate_size
     if heads % tp_size:
         return f"its {heads} attention heads do not divide by --tp-size {tp_size}"
     if kv_heads % tp_size and tp_size % kv_heads:
         return f"its {kv_heads} key/value heads can be neither split nor replicated over --tp-size {tp_size}"
-    if int(hf["intermediate_size"]) % tp_size:
-        return f"its MLP size {hf['intermediate_size']} does not divide by --tp-size {tp_size}"
+    if mlp_size % tp_size:
+        return f"its MLP size {mlp_size} does not divide by --tp-size {tp_size}"
     return None
 
 

@@ -1,4 +1,4 @@
-"""The pre-norm decoder layer Llama, Mistral, Qwen2 and Qwen3 share: GQA attention with rotary, gated MLP."""
+"""The pre-norm decoder Llama, Mistral, Qwen2, Qwen3 and Qwen2-VL share: GQA attention with rotary, gated MLP."""
 
 from __future__ import annotations
 
@@ -7,18 +7,28 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.arch_config import DecoderConfig
 from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
 from engine.layers.activation import activation_by_name
 from engine.layers.linear import MergedColumnParallelLinear, QKVParallelLinear, RowParallelLinear
 from engine.layers.norm import RMSNorm
-from engine.layers.rope_config import decoder_head_dim
-from engine.layers.rotary import RotaryEmbedding
+from engine.layers.rotary import MultimodalRotaryEmbedding, RotaryEmbedding, apply_rotary
+from engine.layers.vocab_embedding import VocabParallelEmbedding
+
+# Checkpoint projections -> (our fused parameter, shard id): a `fused` table for engine.weights.WeightNames.
+FUSED_DECODER_WEIGHTS: dict[str, tuple[str, str | int]] = {
+    ".self_attn.q_proj.": (".self_attn.qkv_proj.", "q"),
+    ".self_attn.k_proj.": (".self_attn.qkv_proj.", "k"),
+    ".self_attn.v_proj.": (".self_attn.qkv_proj.", "v"),
+    ".mlp.gate_proj.": (".mlp.gate_up_proj.", 0),
+    ".mlp.up_proj.": (".mlp.gate_up_proj.", 1),
+}
 
 
 @dataclass(frozen=True)
 class DecoderOptions:
-    """Where the families differ, read from each family's config.json."""
+    """Where the families differ beyond config.json's sizes; each family's model class fills it in."""
 
     qkv_bias: bool = False  # Qwen2: always; Llama/Qwen3: attention_bias
     o_bias: bool = False  # Llama/Qwen3: attention_bias; Qwen2: never
@@ -27,31 +37,28 @@ class DecoderOptions:
 
 
 class DecoderAttention(nn.Module):
-    def __init__(self, cfg: dict, options: DecoderOptions, rotary: RotaryEmbedding, attn: AttentionBackend):
+    def __init__(self, text: DecoderConfig, options: DecoderOptions, attn: AttentionBackend):
         super().__init__()
-        hidden = cfg["hidden_size"]
-        num_heads = cfg["num_attention_heads"]
-        self.head_dim = decoder_head_dim(cfg)
+        self.head_dim = text.head_dim
         self.qkv_proj = QKVParallelLinear(
-            hidden, self.head_dim, num_heads, cfg.get("num_key_value_heads") or num_heads, bias=options.qkv_bias
+            text.hidden_size, self.head_dim, text.num_heads, text.num_kv_heads, bias=options.qkv_bias
         )
         self.num_heads = self.qkv_proj.num_heads  # per rank
         self.num_kv_heads = self.qkv_proj.num_kv_heads  # per rank
-        self.o_proj = RowParallelLinear(num_heads * self.head_dim, hidden, bias=options.o_bias)
+        self.o_proj = RowParallelLinear(text.num_heads * self.head_dim, text.hidden_size, bias=options.o_bias)
         if options.qk_norm:
-            self.q_norm = RMSNorm(self.head_dim, cfg["rms_norm_eps"])
-            self.k_norm = RMSNorm(self.head_dim, cfg["rms_norm_eps"])
+            self.q_norm = RMSNorm(self.head_dim, text.norm_eps)
+            self.k_norm = RMSNorm(self.head_dim, text.norm_eps)
         self.qk_norm = options.qk_norm
-        self.rotary = rotary  # shared by every layer; holds no weights
         self.attn = attn
         self.scale = self.head_dim**-0.5
 
-    def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         qkv = self.qkv_proj(x).view(-1, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
         q, k, v = qkv.split([self.num_heads, self.num_kv_heads, self.num_kv_heads], dim=1)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = self.rotary(batch.positions, q, k)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         out = self.attn.forward(q, k, v, batch, causal=True, scale=self.scale)
         return self.o_proj(out)
 
@@ -59,12 +66,12 @@ class DecoderAttention(nn.Module):
 class GatedMLP(nn.Module):
     """down(act(gate(x)) * up(x)), with gate and up fused into one matmul."""
 
-    def __init__(self, cfg: dict, options: DecoderOptions):
+    def __init__(self, text: DecoderConfig, options: DecoderOptions):
         super().__init__()
-        hidden, inner = cfg["hidden_size"], cfg["intermediate_size"]
+        hidden, inner = text.hidden_size, text.intermediate_size
         self.gate_up_proj = MergedColumnParallelLinear(hidden, [inner, inner], bias=options.mlp_bias)
         self.down_proj = RowParallelLinear(inner, hidden, bias=options.mlp_bias)
-        self.act = activation_by_name(cfg.get("hidden_act", "silu"))
+        self.act = activation_by_name(text.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
@@ -72,14 +79,37 @@ class GatedMLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: dict, options: DecoderOptions, rotary: RotaryEmbedding, attn: AttentionBackend):
+    def __init__(self, text: DecoderConfig, options: DecoderOptions, attn: AttentionBackend):
         super().__init__()
-        eps = cfg["rms_norm_eps"]
-        self.input_layernorm = RMSNorm(cfg["hidden_size"], eps)
-        self.self_attn = DecoderAttention(cfg, options, rotary, attn)
-        self.post_attention_layernorm = RMSNorm(cfg["hidden_size"], eps)
-        self.mlp = GatedMLP(cfg, options)
+        self.input_layernorm = RMSNorm(text.hidden_size, text.norm_eps)
+        self.self_attn = DecoderAttention(text, options, attn)
+        self.post_attention_layernorm = RMSNorm(text.hidden_size, text.norm_eps)
+        self.mlp = GatedMLP(text, options)
 
-    def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), batch)
+    def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), batch, cos, sin)
         return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class DecoderStack(nn.Module):
+    """Token embeddings, the layers and the final norm; `rotary` (1D or M-RoPE) turns positions into angles."""
+
+    def __init__(
+        self,
+        text: DecoderConfig,
+        options: DecoderOptions,
+        rotary: RotaryEmbedding | MultimodalRotaryEmbedding,
+        attn: AttentionBackend,
+    ):
+        super().__init__()
+        self.embed_tokens = VocabParallelEmbedding(text.vocab_size, text.hidden_size)
+        self.rotary = rotary  # holds no weights
+        self.layers = nn.ModuleList(DecoderLayer(text, options, attn) for _ in range(text.num_layers))
+        self.norm = RMSNorm(text.hidden_size, text.norm_eps)
+
+    def forward(self, x: torch.Tensor, batch: ForwardBatch, positions: torch.Tensor) -> torch.Tensor:
+        """x: (num_tokens, hidden) input embeddings; positions as `rotary` takes them -> final normed hidden states."""
+        cos, sin = self.rotary.cos_sin(positions, x.dtype)  # once per batch, shared by every layer
+        for layer in self.layers:
+            x = layer(x, batch, cos, sin)
+        return self.norm(x)

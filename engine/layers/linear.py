@@ -96,13 +96,20 @@ class QKVParallelLinear(ColumnParallelLinear):
         if num_kv_heads % tp_size and tp_size % num_kv_heads:
             raise ValueError(f"{num_kv_heads} KV heads cannot be split or replicated over tp size {tp_size}")
         self.head_dim = head_dim
+        self.checkpoint_sizes = (num_heads * head_dim, num_kv_heads * head_dim, num_kv_heads * head_dim)  # q, k, v
         self.num_heads = num_heads // tp_size  # per rank
         self.num_kv_heads = max(1, num_kv_heads // tp_size)  # per rank
         self.kv_replicas = max(1, tp_size // num_kv_heads)
         total = (num_heads + 2 * self.num_kv_heads * tp_size) * head_dim
         super().__init__(hidden_size, total, bias)
 
-    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: str) -> None:
+    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: str | None = None) -> None:
+        if shard_id is None:  # the checkpoint stores q, k and v already fused (Qwen2-VL's ViT)
+            start = 0
+            for shard, size in zip("qkv", self.checkpoint_sizes, strict=True):
+                self.weight_loader(param, loaded.narrow(0, start, size), shard)
+                start += size
+            return
         q_size = self.num_heads * self.head_dim
         kv_size = self.num_kv_heads * self.head_dim
         if shard_id == "q":

@@ -2,62 +2,42 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-
 import torch
 from torch import nn
 
+from engine.arch_config import BertConfig
 from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
-from engine.layers.activation import activation_by_name
-from engine.layers.linear import ColumnParallelLinear, QKVParallelLinear, RowParallelLinear
+from engine.layers.encoder_block import EncoderAttention, EncoderMLP
 from engine.layers.vocab_embedding import VocabParallelEmbedding
 from engine.model_config import ModelConfig
-from engine.weights import load_renamed_weights
-
-
-class BertSelfAttention(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int, eps: float, attn: AttentionBackend):
-        super().__init__()
-        self.head_dim = hidden_size // num_heads
-        self.qkv_proj = QKVParallelLinear(hidden_size, self.head_dim, num_heads, num_heads)
-        self.o_proj = RowParallelLinear(hidden_size, hidden_size)
-        self.norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.attn = attn
-        self.scale = self.head_dim**-0.5
-
-    def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        heads = self.qkv_proj.num_heads
-        q, k, v = self.qkv_proj(x).view(-1, 3 * heads, self.head_dim).split(heads, dim=1)
-        out = self.attn.forward(q, k, v, batch, causal=False, scale=self.scale)
-        return self.norm(x + self.o_proj(out))
+from engine.models.base import EmbeddingModel
+from engine.weights import WeightNames
 
 
 class BertLayer(nn.Module):
-    def __init__(self, cfg: dict, attn: AttentionBackend):
+    """Post-norm: x = norm(x + attention(x)), then norm(x + mlp(x))."""
+
+    def __init__(self, text: BertConfig, attn: AttentionBackend):
         super().__init__()
-        hidden, eps = cfg["hidden_size"], cfg.get("layer_norm_eps", 1e-12)
-        self.attention = BertSelfAttention(hidden, cfg["num_attention_heads"], eps, attn)
-        self.up_proj = ColumnParallelLinear(hidden, cfg["intermediate_size"])
-        self.activation = cfg.get("hidden_act", "gelu")
-        activation_by_name(self.activation)  # an unsupported name fails at load, not at the first request
-        self.down_proj = RowParallelLinear(cfg["intermediate_size"], hidden)
-        self.norm = nn.LayerNorm(hidden, eps=eps)
+        self.self_attn = EncoderAttention(text.hidden_size, text.num_heads, attn)
+        self.attention_norm = nn.LayerNorm(text.hidden_size, eps=text.norm_eps)
+        self.mlp = EncoderMLP(text.hidden_size, text.intermediate_size, text.activation)
+        self.mlp_norm = nn.LayerNorm(text.hidden_size, eps=text.norm_eps)
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        x = self.attention(x, batch)
-        return self.norm(x + self.down_proj(self.up_proj(x, activation=self.activation)))
+        x = self.attention_norm(x + self.self_attn(x, batch))
+        return self.mlp_norm(x + self.mlp(x))
 
 
 class BertEmbeddings(nn.Module):
-    def __init__(self, cfg: dict):
+    def __init__(self, text: BertConfig):
         super().__init__()
-        hidden = cfg["hidden_size"]
-        self.word_embeddings = VocabParallelEmbedding(cfg["vocab_size"], hidden)
-        self.position_embeddings = nn.Embedding(cfg["max_position_embeddings"], hidden)
-        self.token_type_embeddings = nn.Embedding(cfg.get("type_vocab_size", 2), hidden)
-        self.norm = nn.LayerNorm(hidden, eps=cfg.get("layer_norm_eps", 1e-12))
+        hidden = text.hidden_size
+        self.word_embeddings = VocabParallelEmbedding(text.vocab_size, hidden)
+        self.position_embeddings = nn.Embedding(text.max_position_embeddings, hidden)
+        self.token_type_embeddings = nn.Embedding(text.type_vocab_size, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=text.norm_eps)
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         # Single-segment inputs: every token has token type 0.
@@ -65,52 +45,39 @@ class BertEmbeddings(nn.Module):
         return self.norm(x + self.token_type_embeddings.weight[0])
 
 
-# HF parameter name (after "encoder.layer.N.") -> (our name, shard id for fused parameters)
-_LAYER_RENAMES = {
-    "attention.self.query": ("attention.qkv_proj", "q"),
-    "attention.self.key": ("attention.qkv_proj", "k"),
-    "attention.self.value": ("attention.qkv_proj", "v"),
-    "attention.output.dense": ("attention.o_proj", None),
-    "attention.output.LayerNorm": ("attention.norm", None),
-    "intermediate.dense": ("up_proj", None),
-    "output.dense": ("down_proj", None),
-    "output.LayerNorm": ("norm", None),
-}
-_LAYER_NAME = re.compile(r"^encoder\.layer\.(\d+)\.(.+)\.(weight|bias|gamma|beta)$")
-_SKIPPED_PREFIXES = ("pooler.", "cls.", "classifier.", "lm_head.")
-
-
-class BertEmbeddingModel(nn.Module):
+class BertEmbeddingModel(EmbeddingModel):
     """Returns final hidden states (num_tokens, hidden); pooling happens outside the model."""
 
-    causal = False
+    weight_names = WeightNames(
+        skip=r"(bert\.)?(pooler|cls|classifier|lm_head)\..*|.*position_ids",  # task heads and position buffers
+        fused={
+            ".attention.self.query.": (".self_attn.qkv_proj.", "q"),
+            ".attention.self.key.": (".self_attn.qkv_proj.", "k"),
+            ".attention.self.value.": (".self_attn.qkv_proj.", "v"),
+        },
+        renames={
+            r"^bert\.": "",  # task-head checkpoints nest the encoder under bert.
+            r"\.gamma$": ".weight",  # LayerNorm, as old TensorFlow-converted checkpoints name it
+            r"\.beta$": ".bias",
+            r"^embeddings\.LayerNorm\.": "embeddings.norm.",
+            r"^encoder\.layer\.": "layers.",
+            r"\.attention\.output\.dense\.": ".self_attn.o_proj.",
+            r"\.attention\.output\.LayerNorm\.": ".attention_norm.",
+            r"\.intermediate\.dense\.": ".mlp.fc1.",
+            r"\.output\.dense\.": ".mlp.fc2.",  # after attention.output.dense above
+            r"\.output\.LayerNorm\.": ".mlp_norm.",
+        },
+    )
 
     def __init__(self, config: ModelConfig, attn: AttentionBackend):
-        super().__init__()
-        cfg = config.hf
-        self.embeddings = BertEmbeddings(cfg)
-        self.layers = nn.ModuleList(BertLayer(cfg, attn) for _ in range(cfg["num_hidden_layers"]))
+        super().__init__(config, attn)
+        text = config.text
+        assert isinstance(text, BertConfig)  # the registry pairs BERT with BertConfig
+        self.embeddings = BertEmbeddings(text)
+        self.layers = nn.ModuleList(BertLayer(text, attn) for _ in range(text.num_layers))
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         x = self.embeddings(batch)
         for layer in self.layers:
             x = layer(x, batch)
         return x
-
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
-        load_renamed_weights(self, iter(weights), _map_name)
-
-
-def _map_name(hf_name: str) -> tuple[str, str | None] | None:
-    name = hf_name.removeprefix("bert.")
-    if name.startswith(_SKIPPED_PREFIXES) or name.endswith("position_ids"):
-        return None
-    name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
-    name = name.replace("embeddings.LayerNorm", "embeddings.norm")
-    match = _LAYER_NAME.match(name)
-    if not match:
-        return name, None
-    index, module, kind = match.groups()
-    kind = {"gamma": "weight", "beta": "bias"}.get(kind, kind)
-    ours, shard_id = _LAYER_RENAMES.get(module, (module, None))
-    return f"layers.{index}.{ours}.{kind}", shard_id

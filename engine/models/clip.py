@@ -5,53 +5,35 @@ A batch may hold texts and images; each kind runs through its own tower, so neit
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-
 import torch
 from torch import nn
 
+from engine.arch_config import ClipTextConfig, ClipVisionConfig
 from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
 from engine.image_batch import attention_batch
-from engine.layers.activation import activation_by_name
-from engine.layers.linear import ColumnParallelLinear, QKVParallelLinear, RowParallelLinear
+from engine.layers.encoder_block import PreNormEncoderLayer
 from engine.model_config import ModelConfig
-from engine.weights import load_renamed_weights
+from engine.models.base import EmbeddingModel
+from engine.weights import WeightNames
 
 _LEGACY_EOS_ID = 2  # configs from before transformers PR #24773: pool at the highest id (the EOT token) instead
 
 
-class CLIPEncoderLayer(nn.Module):
-    def __init__(self, cfg: dict, attn: AttentionBackend, causal: bool):
-        super().__init__()
-        hidden, heads, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg.get("layer_norm_eps", 1e-5)
-        self.head_dim = hidden // heads
-        self.layer_norm1 = nn.LayerNorm(hidden, eps=eps)
-        self.qkv_proj = QKVParallelLinear(hidden, self.head_dim, heads, heads)
-        self.out_proj = RowParallelLinear(hidden, hidden)
-        self.layer_norm2 = nn.LayerNorm(hidden, eps=eps)
-        self.fc1 = ColumnParallelLinear(hidden, cfg["intermediate_size"])
-        self.fc2 = RowParallelLinear(cfg["intermediate_size"], hidden)
-        self.act = activation_by_name(cfg.get("hidden_act", "quick_gelu"))
-        self.attn = attn
-        self.causal = causal
-
-    def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        heads = self.qkv_proj.num_heads
-        q, k, v = self.qkv_proj(self.layer_norm1(x)).view(-1, 3 * heads, self.head_dim).split(heads, dim=1)
-        x = x + self.out_proj(self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.head_dim**-0.5))
-        return x + self.fc2(self.act(self.fc1(self.layer_norm2(x))))
-
-
 class CLIPTextTower(nn.Module):
-    def __init__(self, cfg: dict, attn: AttentionBackend):
+    def __init__(self, text: ClipTextConfig, attn: AttentionBackend):
         super().__init__()
-        self.token_embedding = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"])
-        self.position_embedding = nn.Embedding(cfg["max_position_embeddings"], cfg["hidden_size"])
-        self.layers = nn.ModuleList(CLIPEncoderLayer(cfg, attn, causal=True) for _ in range(cfg["num_hidden_layers"]))
-        self.final_layer_norm = nn.LayerNorm(cfg["hidden_size"], eps=cfg.get("layer_norm_eps", 1e-5))
-        self.eos_token_id = int(cfg.get("eos_token_id", _LEGACY_EOS_ID))
+        hidden = text.hidden_size
+        self.token_embedding = nn.Embedding(text.vocab_size, hidden)
+        self.position_embedding = nn.Embedding(text.max_position_embeddings, hidden)
+        self.layers = nn.ModuleList(
+            PreNormEncoderLayer(
+                hidden, text.num_heads, text.intermediate_size, text.activation, text.norm_eps, attn, causal=True
+            )
+            for _ in range(text.num_layers)
+        )
+        self.final_layer_norm = nn.LayerNorm(hidden, eps=text.norm_eps)
+        self.eos_token_id = text.eos_token_id
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         """-> (num_seqs, hidden): each sequence's final state at its EOS token."""
@@ -80,17 +62,21 @@ class CLIPTextTower(nn.Module):
 
 
 class CLIPVisionTower(nn.Module):
-    def __init__(self, cfg: dict, attn: AttentionBackend):
+    def __init__(self, vision: ClipVisionConfig, attn: AttentionBackend):
         super().__init__()
-        hidden, patch = cfg["hidden_size"], cfg["patch_size"]
-        self.num_positions = (cfg["image_size"] // patch) ** 2 + 1
+        hidden, patch = vision.hidden_size, vision.patch_size
+        self.num_positions = vision.tokens_per_image
         self.class_embedding = nn.Parameter(torch.empty(hidden), requires_grad=False)
-        self.patch_embedding = nn.Conv2d(cfg.get("num_channels", 3), hidden, patch, stride=patch, bias=False)
+        self.patch_embedding = nn.Conv2d(vision.num_channels, hidden, patch, stride=patch, bias=False)
         self.position_embedding = nn.Embedding(self.num_positions, hidden)
-        eps = cfg.get("layer_norm_eps", 1e-5)
-        self.pre_layrnorm = nn.LayerNorm(hidden, eps=eps)  # sic: the checkpoint's spelling
-        self.layers = nn.ModuleList(CLIPEncoderLayer(cfg, attn, causal=False) for _ in range(cfg["num_hidden_layers"]))
-        self.post_layernorm = nn.LayerNorm(hidden, eps=eps)
+        self.pre_layrnorm = nn.LayerNorm(hidden, eps=vision.norm_eps)  # sic: the checkpoint's spelling
+        self.layers = nn.ModuleList(
+            PreNormEncoderLayer(
+                hidden, vision.num_heads, vision.intermediate_size, vision.activation, vision.norm_eps, attn
+            )
+            for _ in range(vision.num_layers)
+        )
+        self.post_layernorm = nn.LayerNorm(hidden, eps=vision.norm_eps)
         self.attn = attn
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -107,19 +93,34 @@ class CLIPVisionTower(nn.Module):
         return self.post_layernorm(x[batch.cu_seqlens[:-1].long()])
 
 
-class CLIPEmbeddingModel(nn.Module):
+class CLIPEmbeddingModel(EmbeddingModel):
     """Returns one projected vector per input: text features for token sequences, image features for images."""
 
     pools_itself = True
+    weight_names = WeightNames(
+        skip=r"logit_scale|.*position_ids",  # the contrastive temperature and position buffers play no part
+        fused={
+            ".self_attn.q_proj.": (".self_attn.qkv_proj.", "q"),
+            ".self_attn.k_proj.": (".self_attn.qkv_proj.", "k"),
+            ".self_attn.v_proj.": (".self_attn.qkv_proj.", "v"),
+        },
+        renames={
+            r"\.embeddings\.": ".",
+            r"\.encoder\.layers\.": ".layers.",
+            r"\.layer_norm1\.": ".attention_norm.",
+            r"\.layer_norm2\.": ".mlp_norm.",
+            r"\.self_attn\.out_proj\.": ".self_attn.o_proj.",
+        },
+    )
 
     def __init__(self, config: ModelConfig, attn: AttentionBackend):
-        super().__init__()
-        hf = config.hf
-        text_cfg, vision_cfg = hf["text_config"], hf["vision_config"]
-        self.text_model = CLIPTextTower(text_cfg, attn)
-        self.vision_model = CLIPVisionTower(vision_cfg, attn)
-        self.text_projection = nn.Linear(text_cfg["hidden_size"], config.embedding_dim, bias=False)
-        self.visual_projection = nn.Linear(vision_cfg["hidden_size"], config.embedding_dim, bias=False)
+        super().__init__(config, attn)
+        text, vision = config.text, config.vision
+        assert isinstance(text, ClipTextConfig) and isinstance(vision, ClipVisionConfig)  # as the registry pairs them
+        self.text_model = CLIPTextTower(text, attn)
+        self.vision_model = CLIPVisionTower(vision, attn)
+        self.text_projection = nn.Linear(text.hidden_size, config.embedding_dim, bias=False)
+        self.visual_projection = nn.Linear(vision.hidden_size, config.embedding_dim, bias=False)
         self.attn = attn
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
@@ -137,30 +138,3 @@ class CLIPEmbeddingModel(nn.Module):
             self.attn.prepare(texts)
             out[text_rows] = self.text_projection(self.text_model(texts)).to(out.dtype)
         return out
-
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
-        load_renamed_weights(self, iter(weights), _map_name)
-
-
-_LAYER = re.compile(r"^(text_model|vision_model)\.encoder\.layers\.(\d+)\.(.+)$")
-_LAYER_RENAMES = {
-    "self_attn.q_proj": ("qkv_proj", "q"),
-    "self_attn.k_proj": ("qkv_proj", "k"),
-    "self_attn.v_proj": ("qkv_proj", "v"),
-    "self_attn.out_proj": ("out_proj", None),
-    "mlp.fc1": ("fc1", None),
-    "mlp.fc2": ("fc2", None),
-}
-
-
-def _map_name(hf_name: str) -> tuple[str, str | None] | None:
-    if hf_name == "logit_scale" or hf_name.endswith("position_ids"):
-        return None  # the contrastive temperature and position buffers play no part in the features
-    name = hf_name.replace(".embeddings.", ".")
-    match = _LAYER.match(name)
-    if not match:
-        return name, None
-    tower, index, rest = match.groups()
-    module, kind = rest.rsplit(".", 1)
-    ours, shard_id = _LAYER_RENAMES.get(module, (module, None))
-    return f"{tower}.layers.{index}.{ours}.{kind}", shard_id

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from engine.arch_config import DecoderConfig
 from engine.layers.decoder_block import DecoderOptions
 from engine.models.decoder import DecoderEmbeddingModel
 
 
 class LlamaEmbeddingModel(DecoderEmbeddingModel):
     @classmethod
-    def options(cls, cfg: dict) -> DecoderOptions:
-        bias = bool(cfg.get("attention_bias", False))
-        return DecoderOptions(qkv_bias=bias, o_bias=bias, mlp_bias=bool(cfg.get("mlp_bias", False)))
+    def options(cls, text: DecoderConfig) -> DecoderOptions:
+        bias = text.attention_bias
+        return DecoderOptions(qkv_bias=bias, o_bias=bias, mlp_bias=text.mlp_bias)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from engine.arch_config import DecoderConfig
 from engine.layers.decoder_block import DecoderOptions
 from engine.models.decoder import DecoderEmbeddingModel
 
 
 class Qwen2EmbeddingModel(DecoderEmbeddingModel):
     @classmethod
-    def options(cls, cfg: dict) -> DecoderOptions:
+    def options(cls, text: DecoderConfig) -> DecoderOptions:
         return DecoderOptions(qkv_bias=True)

@@ -3,95 +3,45 @@ that runs on multimodal rotary positions; the final hidden states are pooled out
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import torch
-from torch import nn
 
+from engine.arch_config import Qwen2VLTextConfig, Qwen2VLVisionConfig
 from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
-from engine.layers.decoder_block import DecoderOptions, GatedMLP
-from engine.layers.linear import QKVParallelLinear, RowParallelLinear
-from engine.layers.mrope import MultimodalRotaryEmbedding, apply_rotary, mrope_positions
-from engine.layers.norm import RMSNorm
+from engine.layers.decoder_block import FUSED_DECODER_WEIGHTS, DecoderOptions, DecoderStack
+from engine.layers.rotary import MultimodalRotaryEmbedding
 from engine.model_config import ModelConfig
+from engine.models.base import EmbeddingModel
 from engine.models.qwen2_vl_vision import Qwen2VisionTransformer
-from engine.weights import load_renamed_weights
+from engine.weights import WeightNames
 
 
-def text_config(hf: dict) -> dict:
-    """Hub configs keep the language model's fields at the top; transformers 5 nests them in text_config."""
-    return {**hf, **(hf.get("text_config") or {})}
-
-
-def rope_settings(cfg: dict) -> tuple[float, list[int]]:
-    rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
-    theta = float(rope.get("rope_theta", cfg.get("rope_theta", 1000000.0)))
-    return theta, list(rope.get("mrope_section", [16, 24, 24]))
-
-
-class Qwen2Attention(nn.Module):
-    def __init__(self, cfg: dict, attn: AttentionBackend):
-        super().__init__()
-        hidden, heads, kv_heads = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
-        self.head_dim = hidden // heads
-        self.qkv_proj = QKVParallelLinear(hidden, self.head_dim, heads, kv_heads, bias=True)
-        self.o_proj = RowParallelLinear(heads * self.head_dim, hidden, bias=False)
-        self.attn = attn
-
-    def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        p = self.qkv_proj
-        q_size, kv_size = p.num_heads * self.head_dim, p.num_kv_heads * self.head_dim
-        q, k, v = self.qkv_proj(x).split([q_size, kv_size, kv_size], dim=-1)
-        q = apply_rotary(q.view(-1, p.num_heads, self.head_dim), cos, sin)
-        k = apply_rotary(k.view(-1, p.num_kv_heads, self.head_dim), cos, sin)
-        v = v.view(-1, p.num_kv_heads, self.head_dim)
-        out = self.attn.forward(q, k, v, batch, causal=True, scale=self.head_dim**-0.5)
-        return self.o_proj(out)
-
-
-class Qwen2DecoderLayer(nn.Module):
-    def __init__(self, cfg: dict, attn: AttentionBackend):
-        super().__init__()
-        eps = cfg.get("rms_norm_eps", 1e-6)
-        self.input_layernorm = RMSNorm(cfg["hidden_size"], eps)
-        self.self_attn = Qwen2Attention(cfg, attn)
-        self.post_attention_layernorm = RMSNorm(cfg["hidden_size"], eps)
-        self.mlp = GatedMLP(cfg, DecoderOptions(qkv_bias=True))
-
-    def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), batch, cos, sin)
-        return x + self.mlp(self.post_attention_layernorm(x))
-
-
-class Qwen2LanguageModel(nn.Module):
-    def __init__(self, cfg: dict, attn: AttentionBackend):
-        super().__init__()
-        self.embed_tokens = nn.Embedding(cfg["vocab_size"], cfg["hidden_size"])
-        self.layers = nn.ModuleList(Qwen2DecoderLayer(cfg, attn) for _ in range(cfg["num_hidden_layers"]))
-        self.norm = RMSNorm(cfg["hidden_size"], cfg.get("rms_norm_eps", 1e-6))
-
-    def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, batch, cos, sin)
-        return self.norm(x)
-
-
-class Qwen2VLEmbeddingModel(nn.Module):
+class Qwen2VLEmbeddingModel(EmbeddingModel):
     """Returns final hidden states (num_tokens, hidden); pooling (last token for GME) happens outside the model."""
 
-    causal = True
+    weight_names = WeightNames(
+        skip=r"lm_head\..*",  # an embedding model has no use for the LM head
+        fused=FUSED_DECODER_WEIGHTS,
+        renames={
+            r"^model\.language_model\.": "model.",  # transformers 5 nests the parts; hub checkpoints do not
+            r"^model\.visual\.": "visual.",
+            r"\.norm1\.": ".attention_norm.",
+            r"\.norm2\.": ".mlp_norm.",
+            r"\.attn\.qkv\.": ".self_attn.qkv_proj.",  # already fused in the checkpoint
+            r"\.attn\.proj\.": ".self_attn.o_proj.",
+        },
+    )
 
     def __init__(self, config: ModelConfig, attn: AttentionBackend):
-        super().__init__()
-        cfg = text_config(config.hf)
-        self.image_token_id = int(config.hf["image_token_id"])
-        self.model = Qwen2LanguageModel(cfg, attn)
-        self.visual = Qwen2VisionTransformer(config.hf["vision_config"], attn)
-        self.merge_size = self.visual.cfg.merge_size
-        theta, section = rope_settings(cfg)
-        self.rotary = MultimodalRotaryEmbedding(cfg["hidden_size"] // cfg["num_attention_heads"], theta, section)
+        super().__init__(config, attn)
+        text, vision = config.text, config.vision
+        assert isinstance(text, Qwen2VLTextConfig) and isinstance(vision, Qwen2VLVisionConfig)  # as the registry pairs
+        self.image_token_id = vision.image_token_id
+        self.merge_size = vision.spatial_merge_size
+        rotary = MultimodalRotaryEmbedding(text.head_dim, text.rope)
+        self.model = DecoderStack(text, DecoderOptions(qkv_bias=True), rotary, attn)  # Qwen2's biases
+        self.visual = Qwen2VisionTransformer(vision, attn)
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         x = self.model.embed_tokens(batch.input_ids)
@@ -104,8 +54,7 @@ class Qwen2VLEmbeddingModel(nn.Module):
             pixels = torch.cat([im.pixel_values for im in present])
             features = self.visual(pixels, [im.grid_thw for im in present])
             x = x.index_put((image_mask,), features.to(x.dtype))
-        cos, sin = self.rotary.cos_sin(positions, x.dtype)
-        return self.model(x, batch, cos, sin)
+        return self.model(x, batch, positions)
 
     def _multimodal_layout(self, batch: ForwardBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """M-RoPE positions (3, num_tokens) and the flat indices of image tokens, computed on the host."""
@@ -124,25 +73,34 @@ class Qwen2VLEmbeddingModel(nn.Module):
             torch.from_numpy(np.concatenate(image_index)).to(device),
         )
 
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
-        load_renamed_weights(self, iter(weights), _map_name)
 
+def mrope_positions(
+    token_ids: np.ndarray, image_token_id: int, grids_thw: list[tuple[int, int, int]], merge_size: int
+) -> np.ndarray:
+    """(3, seq_len) int64 positions of one sequence.
 
-_STACKED = {
-    "self_attn.q_proj": ("self_attn.qkv_proj", "q"),
-    "self_attn.k_proj": ("self_attn.qkv_proj", "k"),
-    "self_attn.v_proj": ("self_attn.qkv_proj", "v"),
-    "mlp.gate_proj": ("mlp.gate_up_proj", 0),
-    "mlp.up_proj": ("mlp.gate_up_proj", 1),
-}
-
-
-def _map_name(hf_name: str) -> tuple[str, str | int | None] | None:
-    if hf_name.startswith("lm_head."):
-        return None  # an embedding model has no use for the LM head
-    # transformers 5 nests the parts under model.language_model / model.visual; hub checkpoints do not
-    name = hf_name.replace("model.language_model.", "model.").replace("model.visual.", "visual.")
-    for theirs, (ours, shard_id) in _STACKED.items():
-        if f".{theirs}." in name:
-            return name.replace(theirs, ours), shard_id
-    return name, None
+    Text tokens count up on all three axes. Each run of image tokens lays out its (t, h, w) grid of merged patches
+    from the position where the run starts; text resumes one past the grid's largest extent.
+    """
+    positions = np.empty((3, len(token_ids)), dtype=np.int64)
+    is_image = token_ids == image_token_id
+    # starts and ends of runs of image tokens
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], is_image, [False])).astype(np.int8)))
+    runs = edges.reshape(-1, 2)
+    if len(runs) != len(grids_thw):
+        raise ValueError(f"{len(runs)} runs of image tokens but {len(grids_thw)} images")
+    cursor = 0  # next token index
+    next_position = 0
+    for (start, end), (t, h, w) in zip(runs, grids_thw, strict=True):
+        text_len = start - cursor
+        positions[:, cursor:start] = np.arange(next_position, next_position + text_len)
+        next_position += text_len
+        grid_h, grid_w = h // merge_size, w // merge_size
+        if end - start != t * grid_h * grid_w:
+            raise ValueError(f"an image run of {end - start} tokens does not match its grid {t}x{grid_h}x{grid_w}")
+        tt, hh, ww = np.meshgrid(np.arange(t), np.arange(grid_h), np.arange(grid_w), indexing="ij")
+        positions[:, start:end] = np.stack([tt.ravel(), hh.ravel(), ww.ravel()]) + next_position
+        next_position += max(t, grid_h, grid_w)
+        cursor = end
+    positions[:, cursor:] = np.arange(next_position, next_position + len(token_ids) - cursor)
+    return positions

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from engine.models.decoder_config import check_decoder_config
+from engine.arch_config import (
+    BertConfig,
+    ClipTextConfig,
+    ClipVisionConfig,
+    DecoderConfig,
+    Qwen2VLTextConfig,
+    Qwen2VLVisionConfig,
+    TextConfig,
+    VisionConfig,
+)
+
+if TYPE_CHECKING:
+    from engine.models.base import EmbeddingModel
 
 
 @dataclass(frozen=True)
@@ -16,15 +27,15 @@ class ModelSpec:
 
     module: str
     class_name: str
-    default_pooling: str  # "cls" | "mean" | "last"
+    default_pooling: str  # "cls" | "mean" | "last" | "model" (the model pools itself)
     default_normalize: bool
+    text_config: type[TextConfig]  # how config.json reads for this family
+    vision_config: type[VisionConfig] | None = None
     position_offset: int = 0  # positions the family reserves at the start (RoBERTa: 2)
     multimodal: str | None = None  # how the frontend turns images into model inputs: "qwen2_vl" | "clip"
-    # Validates config.json at startup (raising ValueError) and returns a cap on the context length, if any.
-    check_config: Callable[[dict[str, Any]], int | None] | None = None
 
 
-_BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", default_pooling="cls", default_normalize=True)
+_BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", "cls", True, text_config=BertConfig)
 
 # Base classes and the task heads users ship; the heads' extra weights are ignored.
 MODEL_SPECS: dict[str, ModelSpec] = {
@@ -33,15 +44,29 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "BertForSequenceClassification": _BERT,
     # multimodal: GME pools the last token of a Qwen2-VL; CLIP pools inside the model (text EOS, image CLS) and projects
     "Qwen2VLForConditionalGeneration": ModelSpec(
-        "engine.models.qwen2_vl", "Qwen2VLEmbeddingModel", "last", True, multimodal="qwen2_vl"
+        "engine.models.qwen2_vl",
+        "Qwen2VLEmbeddingModel",
+        "last",
+        True,
+        text_config=Qwen2VLTextConfig,
+        vision_config=Qwen2VLVisionConfig,
+        multimodal="qwen2_vl",
     ),
-    "CLIPModel": ModelSpec("engine.models.clip", "CLIPEmbeddingModel", "model", True, multimodal="clip"),
+    "CLIPModel": ModelSpec(
+        "engine.models.clip",
+        "CLIPEmbeddingModel",
+        "model",
+        True,
+        text_config=ClipTextConfig,
+        vision_config=ClipVisionConfig,
+        multimodal="clip",
+    ),
 }
 
 
 def _decoder(module: str, class_name: str) -> ModelSpec:
     # Decoder embedders pool the final token (it has seen the whole input) and normalize.
-    return ModelSpec(module, class_name, "last", True, check_config=check_decoder_config)
+    return ModelSpec(module, class_name, "last", True, text_config=DecoderConfig)
 
 
 for _family, _module, _class in (
@@ -66,7 +91,7 @@ def spec_for(architecture: str) -> ModelSpec:
         raise UnsupportedModelError(f"architecture {architecture!r} is not supported; supported: {known}") from None
 
 
-def load_model_class(architecture: str) -> type:
+def load_model_class(architecture: str) -> type[EmbeddingModel]:
     """Import the model module lazily so the frontend never pays for it."""
     spec = spec_for(architecture)
     return getattr(importlib.import_module(spec.module), spec.class_name)

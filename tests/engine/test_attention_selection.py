@@ -14,7 +14,6 @@ import torch
 from engine.attention import AttentionBackendError, choose_backend_name
 from engine.attention.flashinfer_backend import build_metadata
 from engine.forward_batch import ForwardBatch
-from engine.model_config import ModelConfig, attention_head_dims
 from tests.support.launch import REPO_ROOT
 
 PYNVML_MISSING = "import flashinfer failed: ModuleNotFoundError: No module named 'pynvml'"
@@ -59,12 +58,6 @@ def test_explicit_flashinfer_fails_clearly_where_it_cannot_run():
         choose_backend_name("triton", "cuda", {64}, "bfloat16")
     with pytest.raises(AttentionBackendError, match="not one of"):
         choose_backend_name("xformers", "cpu", {64}, "float32")
-
-
-def test_head_dims_cover_every_tower(minilm):
-    assert ModelConfig.load(minilm).head_dims == {32}
-    vl = {"hidden_size": 1536, "num_attention_heads": 12, "vision_config": {"embed_dim": 1280, "num_heads": 16}}
-    assert attention_head_dims(vl) == {128, 80}
 
 
 def test_flashinfer_metadata_is_the_packed_offsets_on_the_host():

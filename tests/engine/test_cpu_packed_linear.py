@@ -71,8 +71,8 @@ def test_packed_model_equals_unpacked_model(minilm):
     """The whole MiniLM with packed weights gives the unpacked vectors (parity with the library is tested too)."""
     config = ModelConfig.load(minilm)
     packed, plain = ModelRunner(config), ModelRunner(config, pack_cpu_weights=False)
-    assert packed.model.layers[0].up_proj.packed_weight is not None
-    assert plain.model.layers[0].up_proj.packed_weight is None
+    assert packed.model.layers[0].mlp.fc1.packed_weight is not None
+    assert plain.model.layers[0].mlp.fc1.packed_weight is None
     rng = np.random.default_rng(0)
     ids = [rng.integers(1000, 20000, size=n).astype(np.int32) for n in (3, 17, 64, 200)]
     assert cosine_per_row(packed.embed(ids), plain.embed(ids)).min() >= 0.999999

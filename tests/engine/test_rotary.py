@@ -9,12 +9,18 @@ import torch
 from transformers import LlamaConfig
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
-from engine.layers.rope_config import read_rope_config
-from engine.layers.rotary import inverse_frequencies
+from engine.arch_config import DecoderConfig
+from engine.layers.rotary import scaled_inverse_frequencies
 from engine.model_config import ModelConfig, ModelConfigError
 
 _SHAPE = {"hidden_size": 256, "num_attention_heads": 4, "head_dim": 64, "max_position_embeddings": 4096}
+_SIZES = {"num_hidden_layers": 1, "intermediate_size": 512, "vocab_size": 100}
 _LLAMA3 = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 512}
+
+
+def _our_frequencies(hf: dict) -> torch.Tensor:
+    text = DecoderConfig.from_hf({**_SIZES, **hf})
+    return scaled_inverse_frequencies(text.head_dim, text.rope)
 
 
 def _transformers_frequencies(rope_parameters: dict) -> torch.Tensor:
@@ -47,12 +53,12 @@ def test_frequencies_equal_transformers_in_both_spellings(rope_parameters):
     if scaling["rope_type"] == "default":
         old_style["rope_scaling"] = None
     for hf in (new_style, old_style):
-        torch.testing.assert_close(inverse_frequencies(read_rope_config(hf)), expected, rtol=0, atol=0)
+        torch.testing.assert_close(_our_frequencies(hf), expected, rtol=0, atol=0)
 
 
 def test_scaled_types_really_change_frequencies():
-    default = inverse_frequencies(read_rope_config({**_SHAPE, "rope_theta": 500_000.0}))
-    llama3 = inverse_frequencies(read_rope_config({**_SHAPE, "rope_theta": 500_000.0, "rope_scaling": {"rope_type": "llama3", **_LLAMA3}}))  # fmt: skip
+    default = _our_frequencies({**_SHAPE, "rope_theta": 500_000.0})
+    llama3 = _our_frequencies({**_SHAPE, "rope_theta": 500_000.0, "rope_scaling": {"rope_type": "llama3", **_LLAMA3}})
     changed = (default != llama3).sum().item()
     assert 0 < changed < len(default), "llama3 keeps high frequencies and rescales low ones"
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.model_config import ModelConfig
 from server.args import ServerArgs
 from server.image_geometry import ImageGeometry
 from server.media import max_source_chars
@@ -20,7 +21,7 @@ from server.media_memory import image_memory_bound
 from tests.support.evil_http_server import EvilServer
 from tests.support.launch import RunningServer, free_port
 from tests.support.media_probe import HEALTH_TIMEOUT, assert_error_envelope, probe
-from tests.support.multimodal_models import build_tiny_clip, config_of, media_folder, photo_paths
+from tests.support.multimodal_models import build_tiny_clip, media_folder, photo_paths
 from tests.support.synthetic_images import gradient_png
 
 CAT = photo_paths()["cat"].read_bytes()
@@ -75,7 +76,8 @@ def bound(clip_path, media_dir):
     parser = argparse.ArgumentParser()
     ServerArgs.add_cli_args(parser)
     args = ServerArgs.from_cli_args(parser.parse_args(["--model-path", clip_path, *FLAGS]))
-    geometry = ImageGeometry("clip", AutoImageProcessor.from_pretrained(clip_path), config_of(clip_path))
+    clip_tokens = ModelConfig.load(clip_path).vision.tokens_per_image
+    geometry = ImageGeometry("clip", AutoImageProcessor.from_pretrained(clip_path), clip_tokens)
     return image_memory_bound(args, geometry).per_request
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
@@ -160,10 +159,6 @@ def clip_reference(path: str, items: list[dict]) -> np.ndarray:
         out = out if isinstance(out, torch.Tensor) else out.pooler_output
         vectors.append(torch.nn.functional.normalize(out[0], dim=-1).numpy())
     return np.stack(vectors)
-
-
-def config_of(path: str) -> dict:
-    return json.loads((Path(path) / "config.json").read_text())
 
 
 def media_folder(root: Path, image: bytes) -> Path:
