@@ -47,7 +47,8 @@ def main() -> None:
             row["plain_gflops"] = flop / seconds_per_call(F.linear, (x, weight, bias), args.seconds) / 1e9
             if packed is not None:
                 row["packed_gflops"] = flop / seconds_per_call(packed_linear, (x, packed, bias), args.seconds) / 1e9
-            print(json.dumps({k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+            # three significant digits: a tiny layer on a busy machine must not round down to 0 GFLOP/s
+            print(json.dumps({k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in row.items()}), flush=True)
 
 
 if __name__ == "__main__":
