@@ -18,6 +18,7 @@ ENGINE_LIBRARIES = {
     "numpy": "host-side arrays: token ids, offsets, pixels and pooled vectors",
     "safetensors": "reads checkpoint weights, each rank only its slices",
     "tqdm": "the progress bar while a large model's weights load",
+    "msgspec": "the typed converter that reads config.json into frozen structs, once (engine/arch_config.py)",
     "flashinfer": "the GPU attention kernels, an optional extra imported lazily by its backend",
 }
 # transformers is allowed for reading configs and tokenizers only, never for its model code.
