@@ -1,6 +1,6 @@
 """In-process pipeline guarantees: a bug is a 500 naming only the request id; no route that takes a body skips it.
 
-In-process, with the real app (server.app.build_app) and the real pipeline: a route whose answer raises
+In-process, with the real app (server.http.app.build_app) and the real pipeline: a route whose answer raises
 stands for the bug, since a bug that a request can trigger from outside would already be fixed.
 """
 
@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.testclient import TestClient
 
-from server.pipeline import ParsedRequest, PipelineRoute, add_pipeline_route
+from server.http.pipeline import ParsedRequest, PipelineRoute, add_pipeline_route
 from tests.support.inprocess_app import inprocess_app
 
 LEAK = "cannot open /srv/private/weights.bin\nFORGED log line"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.model_config import ModelConfig
-from server.args import ServerArgs
-from server.startup_summary import startup_summary
+from server.launch.args import ServerArgs
+from server.launch.startup_summary import startup_summary
 
 
 def test_summary_names_model_vectors_engine_and_budget(minilm):
