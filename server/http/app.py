@@ -9,18 +9,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.model_config import ModelConfig
 from processes.heartbeat import ReplicaHeartbeats
+from server.http.auth import BearerAuthMiddleware
 from server.http.engine_client import EngineClient
 from server.http.errors import APIError, error_response, unexpected_error_response
+from server.http.health import Health, install_health_routes
 from server.http.log_safety import install_log_redaction
 from server.http.metrics import ServerMetrics, install_metrics
 from server.http.pipeline import add_pipeline_route
-from server.http.reliability import Reliability
-from server.http.reliability_routes import install_reliability
 from server.http.routes_native import ENCODE_ROUTE, TOKENIZE_ROUTE, register_server_info
 from server.http.routes_openai import EMBEDDINGS_ROUTE
 from server.inputs.tokenizer_manager import TokenizerManager
@@ -39,10 +39,10 @@ class FrontendState:
     engine_info: dict = field(default_factory=dict)  # what the scheduler reported when ready (device, backend)
     multimodal: Any = None  # server.inputs.multimodal.MultimodalProcessor for multimodal models
     heartbeat: ReplicaHeartbeats | None = None  # each replica's scheduler progress, shared memory
-    reliability: Reliability = field(init=False)
+    health: Health = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reliability = Reliability(self.args, self.engine, self.heartbeat)
+        self.health = Health(self.args, self.engine, self.heartbeat)
 
 
 def build_app(state: FrontendState) -> FastAPI:
@@ -57,7 +57,13 @@ def build_app(state: FrontendState) -> FastAPI:
     install_log_redaction(state.args.api_key)
     app = FastAPI(title="embedserve", lifespan=lifespan)
     _install_error_handlers(app, state)
-    install_reliability(app, state)
+    if state.args.api_key:
+        app.add_middleware(BearerAuthMiddleware, api_key=state.args.api_key, stats=state.health.stats)
+    install_health_routes(app, state.health)
+
+    @app.get("/stats")
+    async def stats() -> JSONResponse:
+        return JSONResponse(state.health.snapshot())
 
     # Every route that embeds or tokenizes goes through the one pipeline (server/http/pipeline.py).
     for route in (EMBEDDINGS_ROUTE, ENCODE_ROUTE, TOKENIZE_ROUTE):
@@ -74,13 +80,6 @@ def build_app(state: FrontendState) -> FastAPI:
             "max_model_len": state.model_config.context_length,
         }
         return JSONResponse({"object": "list", "data": [model]})
-
-    @app.get("/health")
-    async def health() -> Response:
-        problem = state.reliability.health_problem()
-        if problem is not None:
-            return error_response(f"unhealthy: {problem}", 503)
-        return Response(status_code=200)
 
     @app.get("/get_model_info")
     async def model_info() -> JSONResponse:
@@ -113,7 +112,7 @@ def _install_error_handlers(app: FastAPI, state: FrontendState) -> None:
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        state.reliability.stats.count_response(exc.status)
+        state.health.stats.count_response(exc.status)
         return error_response(exc.message, exc.status, exc.param, exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -126,5 +125,5 @@ def _install_error_handlers(app: FastAPI, state: FrontendState) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        state.reliability.stats.count_response(500)
+        state.health.stats.count_response(500)
         return unexpected_error_response(uuid.uuid4().hex, f"{request.method} {request.url.path}", exc)

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from starlette.types import Receive
 
-from server.http.request_limits import ClientDisconnected
+from server.http.admission import ClientDisconnected
 
 T = TypeVar("T")
 

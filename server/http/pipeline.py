@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from server.http.admission import Ticket
+from server.http.admission import ClientDisconnected, Ticket, check_input_sizes, read_body
 from server.http.disconnect import run_unless_disconnected
 from server.http.errors import APIError, error_response, unexpected_error_response
-from server.http.request_limits import ClientDisconnected, check_input_sizes, read_body
 
 if TYPE_CHECKING:
     from server.http.app import FrontendState
@@ -68,12 +67,12 @@ def add_pipeline_route(app: FastAPI, state: FrontendState, route: PipelineRoute)
 
 async def _run_pipeline(state: FrontendState, route: PipelineRoute, request: Request) -> Response:
     rid, started = uuid.uuid4().hex, time.perf_counter()
-    args, stats = state.args, state.reliability.stats
+    args, stats = state.args, state.health.stats
     log_fields: dict[str, Any] = {"id": rid}
     request.state.log_fields = log_fields  # read by the request log (server/http/metrics.py) once the answer is sent
     try:
         # Admission first: a refused request costs no body read, no decoding and no tokenizing.
-        with state.reliability.admission.admit() as ticket:
+        with state.health.admission.admit() as ticket:
             body = await read_body(request, args.max_request_bytes, ticket)
             parsed = route.parse(state, body)
             check_input_sizes(parsed.items, args.max_inputs_per_request, args.max_input_chars)

@@ -21,13 +21,13 @@ from engine.model_config import ModelConfig
 from processes.messages import ImageData, RawArrayView
 from server.http.errors import APIError
 from server.http.protocol import MultimodalItem
-from server.inputs.chat_template import QWEN2_VL_IMAGE_TOKEN, qwen2_vl_prompt
 from server.inputs.image_geometry import ImageGeometry, ImagePlan
 from server.inputs.media import ImageSource, MediaLimits, classify_source, load_inline, load_pixels, open_image
 from server.inputs.media_errors import MediaError
 from server.inputs.media_fetch import FetchPolicy, fetch_image, new_fetch_client
 from server.inputs.media_local import LocalMediaRoot
 from server.inputs.media_memory import image_memory_bound
+from server.inputs.prompts import QWEN2_VL_IMAGE_TOKEN, qwen2_vl_prompt
 from server.inputs.tokenizer_manager import TokenizedInputs, TokenizerManager
 from server.launch.args import ServerArgs, allowed_media_hosts
 

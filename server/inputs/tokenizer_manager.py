@@ -12,7 +12,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from engine.model_config import ModelConfig
 from server.http.errors import APIError
-from server.inputs.special_tokens import missing_special_tokens
+from server.inputs.prompts import missing_special_tokens
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def _serve_http(state: FrontendState, children: list[BaseProcess]) -> int:
     args = state.args
     app = build_app(state)
     config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", log_level=args.log_level.lower(), access_log=False, timeout_graceful_shutdown=5)  # fmt: skip
-    server = GracefulServer(config, drain=state.reliability.drain)
+    server = GracefulServer(config, drain=state.health.drain)
     exit_code = 0
 
     def watch_children() -> None:

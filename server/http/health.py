@@ -1,20 +1,25 @@
-"""Liveness, readiness and graceful drain of the frontend, from admission state, engine progress and child health."""
+"""Liveness (/health), readiness (/ready), stall detection and graceful drain of the frontend, from admission state,
+engine progress and child health."""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from fastapi import FastAPI
+from fastapi.responses import Response
+
 from processes.heartbeat import ReplicaHeartbeats
 from server.http.admission import Admission
 from server.http.engine_client import EngineClient
+from server.http.errors import error_response
 from server.http.server_stats import ServerStats
 from server.launch.args import ServerArgs
 
 logger = logging.getLogger(__name__)
 
 
-class Reliability:
+class Health:
     def __init__(self, args: ServerArgs, engine: EngineClient, heartbeat: ReplicaHeartbeats | None):
         self.args = args
         self.engine = engine
@@ -84,3 +89,21 @@ class Reliability:
             return
         logger.warning("shutdown timeout: failing %d unfinished requests with 503", self.admission.num_requests)
         self.engine.fail_all("the server shut down before this request finished (--shutdown-timeout)")
+
+
+def install_health_routes(app: FastAPI, health: Health) -> None:
+    """GET /health (alive: no dead child, no stalled engine) and GET /ready (alive and admitting): 200 or 503."""
+
+    @app.get("/health")
+    async def alive() -> Response:
+        problem = health.health_problem()
+        if problem is not None:
+            return error_response(f"unhealthy: {problem}", 503)
+        return Response(status_code=200)
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        problem = health.readiness_problem()
+        if problem is not None:
+            return error_response(f"not ready: {problem}", 503)
+        return Response(status_code=200)
