@@ -23,6 +23,7 @@ from server.http.metrics import ServerMetrics, install_metrics
 from server.http.pipeline import add_pipeline_route
 from server.http.routes_native import ENCODE_ROUTE, TOKENIZE_ROUTE, register_server_info
 from server.http.routes_openai import EMBEDDINGS_ROUTE
+from server.http.server_stats import install_stats
 from server.inputs.tokenizer_manager import TokenizerManager
 from server.launch.args import ServerArgs
 
@@ -39,6 +40,7 @@ class FrontendState:
     engine_info: dict = field(default_factory=dict)  # what the scheduler reported when ready (device, backend)
     multimodal: Any = None  # server.inputs.multimodal.MultimodalProcessor for multimodal models
     heartbeat: ReplicaHeartbeats | None = None  # each replica's scheduler progress, shared memory
+    pipeline_paths: set[str] = field(default_factory=set)  # filled as the pipeline routes are added
     health: Health = field(init=False)
 
     def __post_init__(self) -> None:
@@ -58,12 +60,9 @@ def build_app(state: FrontendState) -> FastAPI:
     app = FastAPI(title="embedserve", lifespan=lifespan)
     _install_error_handlers(app, state)
     if state.args.api_key:
-        app.add_middleware(BearerAuthMiddleware, api_key=state.args.api_key, stats=state.health.stats)
+        app.add_middleware(BearerAuthMiddleware, api_key=state.args.api_key)
     install_health_routes(app, state.health)
-
-    @app.get("/stats")
-    async def stats() -> JSONResponse:
-        return JSONResponse(state.health.snapshot())
+    install_stats(app, state)
 
     # Every route that embeds or tokenizes goes through the one pipeline (server/http/pipeline.py).
     for route in (EMBEDDINGS_ROUTE, ENCODE_ROUTE, TOKENIZE_ROUTE):
@@ -112,7 +111,6 @@ def _install_error_handlers(app: FastAPI, state: FrontendState) -> None:
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        state.health.stats.count_response(exc.status)
         return error_response(exc.message, exc.status, exc.param, exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -125,5 +123,4 @@ def _install_error_handlers(app: FastAPI, state: FrontendState) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        state.health.stats.count_response(500)
         return unexpected_error_response(uuid.uuid4().hex, f"{request.method} {request.url.path}", exc)

@@ -8,17 +8,15 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.http.errors import error_body
-from server.http.server_stats import ServerStats
 
 # Probes from orchestrators and load balancers carry no credentials.
 OPEN_PATHS = frozenset({"/health", "/ready"})
 
 
 class BearerAuthMiddleware:
-    def __init__(self, app: ASGIApp, api_key: str, stats: ServerStats):
+    def __init__(self, app: ASGIApp, api_key: str):
         self.app = app
         self._key = api_key.encode()
-        self._stats = stats
 
     def _authorized(self, scope: Scope) -> bool:
         header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
@@ -30,7 +28,6 @@ class BearerAuthMiddleware:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._authorized(scope):
             await self.app(scope, receive, send)
             return
-        self._stats.count_response(401)
         body = json.dumps(error_body("missing or invalid API key: send 'Authorization: Bearer <key>'", 401)).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                    (b"www-authenticate", b"Bearer")]  # fmt: skip

@@ -13,7 +13,6 @@ from processes.heartbeat import ReplicaHeartbeats
 from server.http.admission import Admission
 from server.http.engine_client import EngineClient
 from server.http.errors import error_response
-from server.http.server_stats import ServerStats
 from server.launch.args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -25,7 +24,6 @@ class Health:
         self.engine = engine
         self.heartbeat = heartbeat
         self.admission = Admission(args.max_queued_requests, args.max_queued_tokens)
-        self.stats = ServerStats()
 
     def stall_seconds(self) -> float:
         """How long requests have waited with no sign of progress in their replica; 0 when none wait.
@@ -61,23 +59,6 @@ class Health:
         if problem is None and self.admission.is_full:
             problem = "the request queue is full"
         return problem
-
-    def snapshot(self) -> dict:
-        admission = self.admission
-        return {
-            **self.stats.snapshot(),
-            "results_discarded": self.engine.num_results_discarded,
-            "admitted_requests": admission.num_requests,
-            "admitted_tokens": admission.num_tokens,
-            "max_queued_requests": admission.max_requests,
-            "max_queued_tokens": admission.max_tokens,
-            "engine_pending_requests": self.engine.num_pending,
-            "stall_seconds": round(self.stall_seconds(), 3),
-            "draining": admission.closed_reason is not None,
-            "healthy": self.health_problem() is None,
-            "engine": self.heartbeat.snapshot() if self.heartbeat is not None else None,
-            "replicas": self.engine.router.snapshot(),
-        }
 
     async def drain(self) -> None:
         """Stop admitting (new requests get 503), then give admitted ones --shutdown-timeout to finish."""

@@ -1,4 +1,5 @@
-"""Prometheus metrics for GET /metrics: requests by route and status, phase timings, batch shapes, queue depth."""
+"""Prometheus metrics for GET /metrics, the one store of the frontend's counts (/stats reads it): requests by route
+and status, phase timings, batch shapes, queue depth."""
 
 from __future__ import annotations
 
@@ -140,21 +141,23 @@ class RequestObserver:
             return
         started = time.perf_counter()
         status = 500  # if the app raises before answering, the server answers 500
+        counted = False
 
         async def send_and_record(message) -> None:
-            nonlocal status
+            nonlocal status, counted
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, counted = message["status"], True
+                # Counted before the answer leaves: a client that reads /stats next sees its own request.
+                self.metrics.requests.labels(_route_label(scope), str(status)).inc()
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            # Unmatched paths share one label so a scan of random URLs cannot grow the series without bound.
-            label = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(label, str(status)).inc()
+            label = _route_label(scope)
+            if not counted:
+                self.metrics.requests.labels(label, str(status)).inc()
             self.metrics.request_duration.labels(label).observe(elapsed)
             if self.log_requests and label not in _UNLOGGED_ROUTES:
                 fields = {"status": status, "total_ms": f"{elapsed * 1e3:.2f}"}
@@ -162,6 +165,11 @@ class RequestObserver:
                 # The method and the (percent-decoded) path are the client's: escaped, so they stay on one line.
                 line = " ".join(escape_for_log(f"{k}={v}") for k, v in fields.items())
                 request_logger.info("%s %s %s", escape_for_log(scope["method"]), escape_for_log(scope["path"]), line)
+
+
+def _route_label(scope) -> str:
+    # Unmatched paths share one label so a scan of random URLs cannot grow the series without bound.
+    return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
 def install_metrics(app: FastAPI, state: FrontendState) -> None:

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from server.http.admission import ClientDisconnected, Ticket, check_input_sizes, read_body
 from server.http.disconnect import run_unless_disconnected
 from server.http.errors import APIError, error_response, unexpected_error_response
+from server.http.server_stats import CLIENT_CLOSED
 
 if TYPE_CHECKING:
     from server.http.app import FrontendState
@@ -61,13 +62,14 @@ def add_pipeline_route(app: FastAPI, state: FrontendState, route: PipelineRoute)
     async def endpoint(request: Request) -> Response:
         return await _run_pipeline(state, route, request)
 
+    state.pipeline_paths.add(route.path)  # /stats counts every answer of these
     endpoint.__name__ = "pipeline" + route.path.replace("/", "_")
     app.add_api_route(route.path, endpoint, methods=list(route.methods))
 
 
 async def _run_pipeline(state: FrontendState, route: PipelineRoute, request: Request) -> Response:
     rid, started = uuid.uuid4().hex, time.perf_counter()
-    args, stats = state.args, state.health.stats
+    args = state.args
     log_fields: dict[str, Any] = {"id": rid}
     request.state.log_fields = log_fields  # read by the request log (server/http/metrics.py) once the answer is sent
     try:
@@ -84,11 +86,9 @@ async def _run_pipeline(state: FrontendState, route: PipelineRoute, request: Req
         response = error_response(error.message, error.status, error.param, error.headers)
     except ClientDisconnected:
         # Nobody will read this answer; the work was already dropped (server/http/disconnect.py).
-        stats.requests_aborted_by_client += 1
         log_fields["aborted"] = "client-disconnected"
-        return Response(status_code=499)
+        return Response(status_code=CLIENT_CLOSED)  # counted as requests_aborted_by_client
     except Exception as error:  # a bug: the client learns the request id, the log the rest
         response = unexpected_error_response(rid, f"{request.method} {request.url.path}", error)
     response.headers.setdefault("x-request-id", rid)
-    stats.count_response(response.status_code)
     return response
