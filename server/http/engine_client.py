@@ -35,7 +35,6 @@ class EngineClient:
         self.dead_reason: str | None = None  # set once a child process has died
         self._receiver: asyncio.Task | None = None
         self.on_batches: Callable[[list[BatchStats]], None] | None = None  # the metrics' hook for forward stats
-        self.last_result_at = time.monotonic()
         self.num_results_discarded = 0  # results that arrived after their client had left
 
     async def start(self) -> None:
@@ -58,11 +57,6 @@ class EngineClient:
     @property
     def num_pending(self) -> int:
         return len(self._pending)
-
-    @property
-    def oldest_pending_since(self) -> float | None:
-        times = [r.oldest_pending_since for r in self.router.replicas if r.oldest_pending_since is not None]
-        return min(times, default=None)
 
     async def embed(
         self,
@@ -111,7 +105,6 @@ class EngineClient:
             response = await self._from_results.recv()
             if response.batches and self.on_batches is not None:
                 self.on_batches(response.batches)
-            self.last_result_at = time.monotonic()
             self.router.answered(response.rid)
             future = self._pending.get(response.rid)
             if future is not None and not future.done():

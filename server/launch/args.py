@@ -41,7 +41,7 @@ class ServerArgs:
     device: str = _opt("auto", "auto (cuda when available, else cpu), cpu or cuda")
     attention_backend: str = _opt(
         "auto",
-        "auto (flashinfer on CUDA when installed, else torch_native), flashinfer, torch_native (alias sdpa); triton is reserved",
+        "auto (flashinfer on CUDA when installed, else torch_native), flashinfer, torch_native (alias sdpa)",
     )
     max_prefill_tokens: int | None = _opt(
         None, "token budget of one forward batch; default 16384 on GPU, 2048 on CPU (fastest there: docs/benchmarks.md)"
@@ -147,7 +147,7 @@ class ServerArgs:
             raise ServerArgsError("--json-model-override-args must be a JSON object")
         return value
 
-    def resolved_token_budget(self, device: str) -> int:
+    def resolved_max_prefill_tokens(self, device: str) -> int:
         """CPU matmuls run fastest on a few thousand rows (cache-resident activations); GPUs want big batches."""
         if self.max_prefill_tokens is not None:
             return self.max_prefill_tokens

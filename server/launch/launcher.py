@@ -55,7 +55,9 @@ def launch_server(args: ServerArgs) -> int:
         args.model_path = default_model_path()
         logger.info("no --model-path given: serving the embedded default all-MiniLM-L6-v2 from %s", args.model_path)
     device = args.resolved_device()
-    args.max_prefill_tokens = args.resolved_token_budget(device)  # children and /get_server_info see the value in force
+    args.max_prefill_tokens = args.resolved_max_prefill_tokens(
+        device
+    )  # children and /get_server_info see the value in force
     try:
         model_config = ModelConfig.load(
             args.model_path, args.model_overrides(), args.context_length, args.dtype, device

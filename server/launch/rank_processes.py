@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from multiprocessing.connection import wait
-from multiprocessing.context import BaseContext
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
+from typing import cast
 
 from engine.model_config import ModelConfig
 from processes.heartbeat import ReplicaHeartbeats
@@ -29,7 +30,7 @@ def scheduler_config(args: ServerArgs, model: ModelConfig, device: str) -> Sched
         model=model,
         device=device,
         attention_backend=args.attention_backend,
-        max_prefill_tokens=args.resolved_token_budget(device),
+        max_prefill_tokens=args.resolved_max_prefill_tokens(device),
         max_running_requests=args.max_running_requests,
         num_threads=args.num_threads,
         log_level=args.log_level,
@@ -37,14 +38,14 @@ def scheduler_config(args: ServerArgs, model: ModelConfig, device: str) -> Sched
 
 
 def start_scheduler_ranks(
-    ctx: BaseContext,
+    ctx: SpawnContext,
     args: ServerArgs,
     config: SchedulerConfig,
     ipc: IpcAddresses,
     heartbeats: ReplicaHeartbeats | None,
 ) -> list[BaseProcess]:
     """One process per rank this node runs; each carries `ready_conn`, where it reports ready or its error."""
-    ranks = []
+    ranks: list[BaseProcess] = []
     for placement in local_placements(args):
         ready, ready_w = ctx.Pipe(duplex=False)
         # only rank 0 of a replica writes its heartbeat
@@ -66,8 +67,9 @@ def wait_until_ready(children: list[BaseProcess]) -> dict:
     reported: dict = {}
     waiting = {proc.ready_conn: proc for proc in children}  # type: ignore[attr-defined]
     while waiting:
-        for conn in wait(list(waiting)):
-            proc = waiting.pop(conn)
+        for ready in wait(list(waiting)):
+            proc = waiting.pop(ready)
+            conn = cast(Connection, ready)  # wait() hands back the pipes it was given
             try:
                 status, detail = conn.recv()
             except EOFError:

@@ -17,7 +17,7 @@ def startup_summary(args: ServerArgs, config: ModelConfig, served_name: str, eng
         f"ready: {served_name} ({config.architecture}) pooling={config.pooling} normalize={config.normalize} "
         f"dim={config.embedding_dim} matryoshka={matryoshka_label(config)} context={config.context_length} "
         f"dtype={config.dtype} attention={engine_info.get('attention_backend', args.attention_backend)} "
-        f"token_budget={args.max_prefill_tokens} max_batch_inputs={args.max_running_requests} "
+        f"max_prefill_tokens={args.max_prefill_tokens} max_running_requests={args.max_running_requests} "
         f"device={engine_info.get('device', args.device)}{_parallel_label(args)} on http://{args.host}:{args.port}"
     )
 
