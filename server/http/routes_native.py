@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from server.http.embedding_pipeline import INLINE_TOKENIZE_CHARS, EmbedOutcome, run_embedding
 from server.http.errors import APIError
 from server.http.pipeline import ParsedRequest, PipelineRoute, RequestContext
-from server.http.protocol import decode_request, parse_inputs
+from server.http.protocol import MultimodalItem, decode_request, parse_inputs
 from server.launch.api_key import public_options
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class _OpenAIBody(msgspec.Struct):
     data: list[_OpenAIItem]
 
 
-def encode_items(req: EncodeRequest) -> tuple[list[str | list[int]], bool]:
+def encode_items(req: EncodeRequest) -> tuple[list[str | list[int] | MultimodalItem], bool]:
     """The inputs of an /encode request and whether it was a single one (answered with an object, not a list)."""
     if req.image_data is not None:
         raise APIError("this model takes text or token ids, not image_data", param="image_data")

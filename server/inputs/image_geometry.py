@@ -81,7 +81,9 @@ class ImageGeometry:
     def _clip_resized(self, width: int, height: int) -> tuple[int, int]:
         if not self.do_resize:
             return height, width
-        if self.fixed_size is not None and self.shortest_edge is None:
+        if self.shortest_edge is None:
+            if self.fixed_size is None:
+                raise ValueError("the image processor's size has neither shortest_edge nor height and width")
             return self.fixed_size
         from transformers.image_transforms import get_resize_output_image_size
         from transformers.image_utils import ChannelDimension

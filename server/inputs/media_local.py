@@ -105,7 +105,8 @@ def _read_regular_file(fd: int, max_bytes: int) -> bytes:
     if info.st_size > max_bytes:
         raise MediaError(f"local file is larger than the limit of {max_bytes} bytes (--max-media-bytes)")
     # st_size can understate (files that grow, /proc-like files): the read itself is bounded too
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         try:
             chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))

@@ -47,6 +47,8 @@ class MultimodalProcessor:
     def __init__(self, config: ModelConfig, args: ServerArgs, tokenizer: TokenizerManager):
         from transformers import AutoImageProcessor  # PIL backend: torchvision is not needed
 
+        if config.spec.multimodal is None:
+            raise ValueError(f"{config.architecture} takes no images")
         self.kind = config.spec.multimodal
         self.tokenizer = tokenizer
         self.context_length = config.context_length
@@ -154,8 +156,10 @@ class MultimodalProcessor:
             async with request_loads, self.server_loads:
                 if source.url is not None:
                     data = await fetch_image(self.fetch_client, source.url, self.limits.fetch)
-                else:
+                elif source.inline is not None:
                     data = await loop.run_in_executor(self.pool, load_inline, source.inline, self.limits)
+                else:
+                    raise MediaError("the image source is empty")
                 image, plan = await loop.run_in_executor(self.pool, self._open, data)
                 del data
                 image_sized(index, plan)
@@ -223,6 +227,7 @@ class MultimodalProcessor:
                 continue
             ids = sequences[i]
             slot = int(np.flatnonzero(ids == self.image_token_id)[0])
+            assert image.grid is not None  # set by every Qwen2-VL preprocessing
             t, h, w = image.grid
             # the one placeholder becomes a token per merged patch, as Qwen2VLProcessor expands it
             expanded = np.full(t * h * w // self.geometry.merge_size**2, self.image_token_id, np.int32)

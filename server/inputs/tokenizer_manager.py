@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -111,4 +112,5 @@ class TokenizerManager:
         return encoded["input_ids"]
 
     def token_strings(self, token_ids: list[int]) -> list[str]:
-        return self.tokenizer.convert_ids_to_tokens(token_ids)
+        # typed str | list[str]: a list of ids always gives a list
+        return cast(list[str], self.tokenizer.convert_ids_to_tokens(token_ids))
