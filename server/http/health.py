@@ -77,14 +77,12 @@ def install_health_routes(app: FastAPI, health: Health) -> None:
 
     @app.get("/health")
     async def alive() -> Response:
-        problem = health.health_problem()
-        if problem is not None:
-            return error_response(f"unhealthy: {problem}", 503)
-        return Response(status_code=200)
+        return _probe_answer("unhealthy", health.health_problem())
 
     @app.get("/ready")
     async def ready() -> Response:
-        problem = health.readiness_problem()
-        if problem is not None:
-            return error_response(f"not ready: {problem}", 503)
-        return Response(status_code=200)
+        return _probe_answer("not ready", health.readiness_problem())
+
+
+def _probe_answer(label: str, problem: str | None) -> Response:
+    return Response(status_code=200) if problem is None else error_response(f"{label}: {problem}", 503)
