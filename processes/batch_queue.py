@@ -43,9 +43,9 @@ def _image_input(image: ImageData) -> ImageInput:
 class BatchQueue:
     """Holds waiting inputs; hands out batches under a token budget; gathers vectors back per request."""
 
-    def __init__(self, max_batch_tokens: int, max_batch_seqs: int):
-        self.max_batch_tokens = max_batch_tokens
-        self.max_batch_seqs = max_batch_seqs
+    def __init__(self, max_prefill_tokens: int, max_running_requests: int):
+        self.max_prefill_tokens = max_prefill_tokens
+        self.max_running_requests = max_running_requests
         self._waiting: deque[BatchItem] = deque()
         self._requests: dict[str, _RequestState] = {}
         self.num_dropped_inputs = 0  # skipped because their request was aborted before they ran
@@ -81,13 +81,13 @@ class BatchQueue:
         """
         batch: list[BatchItem] = []
         num_tokens = 0
-        while self._waiting and len(batch) < self.max_batch_seqs:
+        while self._waiting and len(batch) < self.max_running_requests:
             item = self._waiting[0]
             if item.rid not in self._requests:
                 self._waiting.popleft()  # aborted
                 self.num_dropped_inputs += 1
                 continue
-            if batch and num_tokens + item.num_tokens > self.max_batch_tokens:
+            if batch and num_tokens + item.num_tokens > self.max_prefill_tokens:
                 break
             batch.append(self._waiting.popleft())
             num_tokens += item.num_tokens

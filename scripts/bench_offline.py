@@ -28,7 +28,7 @@ from engine.model_config import ModelConfig  # noqa: E402
 from engine.model_runner import ModelRunner  # noqa: E402
 from processes.batch_queue import BatchQueue  # noqa: E402
 from processes.messages import EmbedRequest, RawArray  # noqa: E402
-from server.args import default_model_path  # noqa: E402
+from server.launch.args import default_model_path  # noqa: E402
 
 
 def engine_pass(runner: ModelRunner, tokenizer, texts: list[str], max_tokens: int, context: int) -> np.ndarray:

@@ -17,8 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from corpus import realistic_texts, short_text  # noqa: E402
 
 from engine.model_config import ModelConfig  # noqa: E402
-from server.args import default_model_path  # noqa: E402
-from server.tokenizer_manager import TokenizerManager  # noqa: E402
+from server.inputs.tokenizer_manager import TokenizerManager  # noqa: E402
+from server.launch.args import default_model_path  # noqa: E402
 
 
 def microseconds_per_text(manager: TokenizerManager, texts: list[str]) -> float:

@@ -97,7 +97,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from server.args import default_model_path
+    from server.launch.args import default_model_path
 
     texts = realistic_texts(args.num_texts)
     library = SentenceTransformer(default_model_path(), device="cpu")

@@ -1,4 +1,4 @@
-"""Peak memory of decoding and preprocessing one image, per pixel: checks the coefficients in server/media_memory.py.
+"""Peak memory of decoding and preprocessing one image, per pixel: checks the coefficients in server/inputs/media_memory.py.
 
 Run each case in a fresh process (the peak is the process's VmHWM, reset before the image is decoded):
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/measure_image_memory.py clip 2000 2000 RGBA
@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server.image_geometry import ImageGeometry  # noqa: E402
-from server.media_memory import DECODE_BYTES_PER_PIXEL, RESIZE_BYTES_PER_PIXEL  # noqa: E402
+from server.inputs.image_geometry import ImageGeometry  # noqa: E402
+from server.inputs.media_memory import DECODE_BYTES_PER_PIXEL, RESIZE_BYTES_PER_PIXEL  # noqa: E402
 
 
 def status(field: str) -> int:

@@ -1,6 +1,6 @@
 """SGLang-compatible entry point: python -m server.launch_server --model-path PATH --is-embedding ..."""
 
-from server.cli import serve
+from server.launch.cli import serve
 
 if __name__ == "__main__":
     serve()

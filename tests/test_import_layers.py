@@ -111,10 +111,10 @@ from engine.forward_batch import ForwardBatch
 from . import messages
 
 def later():
-    from server.args import ServerArgs
+    from server.launch.args import ServerArgs
 """
     assert layer_violations(source, "processes.scheduler_process") == [
-        "processes.scheduler_process:6 imports server.args"
+        "processes.scheduler_process:6 imports server.launch.args"
     ]
     assert imports_of("from .base import X", "engine.attention", is_package=True) == [
         ("engine.attention.base", ["X"], 1)
@@ -130,7 +130,7 @@ def test_flag_parsing_and_help_do_not_import_torch():
     # --help and a bad flag must answer at once: the launcher, which loads torch, is imported after parsing.
     probe = """
 import runpy, sys
-from server.cli import parse_serve_args
+from server.launch.cli import parse_serve_args
 parse_serve_args(["--tp-size", "2", "--attention-backend", "sdpa", "--port", "30001"])
 sys.argv = ["server.launch_server", "--help"]
 try:

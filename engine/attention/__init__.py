@@ -47,10 +47,6 @@ def choose_backend_name(
         raise AttentionBackendError(f"--attention-backend {requested!r} is not one of {', '.join(BACKEND_NAMES)}")
     if requested in ("torch_native", "sdpa"):
         return "torch_native"
-    if requested == "triton":
-        raise AttentionBackendError(
-            "--attention-backend triton is reserved but not built; use flashinfer or torch_native"
-        )
     on_cuda = device.startswith("cuda")
     if requested == "flashinfer" and not on_cuda:
         raise AttentionBackendError(f"--attention-backend flashinfer needs a CUDA device, not {device}")

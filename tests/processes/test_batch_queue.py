@@ -17,7 +17,7 @@ def _request(rid: str, lens: list[int]) -> EmbedRequest:
 
 
 def test_batches_respect_token_and_sequence_budgets_in_arrival_order():
-    queue = BatchQueue(max_batch_tokens=10, max_batch_seqs=3)
+    queue = BatchQueue(max_prefill_tokens=10, max_running_requests=3)
     queue.add(_request("a", [4, 4]))
     queue.add(_request("b", [3, 1, 1]))
     first = queue.next_batch()
@@ -27,14 +27,14 @@ def test_batches_respect_token_and_sequence_budgets_in_arrival_order():
 
 
 def test_input_longer_than_budget_runs_alone():
-    queue = BatchQueue(max_batch_tokens=5, max_batch_seqs=8)
+    queue = BatchQueue(max_prefill_tokens=5, max_running_requests=8)
     queue.add(_request("long", [9, 2]))
     assert [len(i.token_ids) for i in queue.next_batch()] == [9]
     assert [len(i.token_ids) for i in queue.next_batch()] == [2]
 
 
 def test_request_finishes_only_when_all_inputs_are_done_across_batches():
-    queue = BatchQueue(max_batch_tokens=4, max_batch_seqs=8)
+    queue = BatchQueue(max_prefill_tokens=4, max_running_requests=8)
     queue.add(_request("r", [3, 3]))
     batch = queue.next_batch()
     assert queue.complete(batch, np.ones((1, 2), np.float32)) == []
@@ -45,7 +45,7 @@ def test_request_finishes_only_when_all_inputs_are_done_across_batches():
 
 
 def test_aborted_request_is_skipped_and_its_results_dropped():
-    queue = BatchQueue(max_batch_tokens=100, max_batch_seqs=8)
+    queue = BatchQueue(max_prefill_tokens=100, max_running_requests=8)
     queue.add(_request("gone", [2]))
     queue.add(_request("kept", [2]))
     queue.abort("gone")
@@ -54,7 +54,7 @@ def test_aborted_request_is_skipped_and_its_results_dropped():
 
 
 def test_failure_names_each_request_and_drops_its_other_inputs():
-    queue = BatchQueue(max_batch_tokens=3, max_batch_seqs=8)
+    queue = BatchQueue(max_prefill_tokens=3, max_running_requests=8)
     queue.add(_request("r", [2, 2]))
     [failed] = queue.fail(queue.next_batch(), "boom")
     assert failed.status == 500 and "request r" in failed.error
@@ -66,7 +66,7 @@ def test_images_reach_the_batch_as_views_of_the_received_frame_and_count_in_the_
     request = _request("clip", [0, 2])
     request.images = [ImageData(0, RawArrayView.from_numpy(pixels), None, num_tokens=17)]
     frame = memoryview(bytearray(msgspec.msgpack.encode(request)))  # stands in for the ZMQ frame's buffer
-    queue = BatchQueue(max_batch_tokens=18, max_batch_seqs=8)
+    queue = BatchQueue(max_prefill_tokens=18, max_running_requests=8)
     queue.add(msgspec.msgpack.decode(frame, type=EmbedRequest))
     first, second = queue.next_batch(), queue.next_batch()  # 17 + 2 tokens exceed the budget of 18
     [image] = [item.image for item in first]

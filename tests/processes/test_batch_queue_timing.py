@@ -18,7 +18,7 @@ def _request(rid: str, lens: list[int], sent_at: float = 0.0) -> EmbedRequest:
 
 
 def test_times_span_from_sending_to_the_last_forward():
-    queue = BatchQueue(max_batch_tokens=3, max_batch_seqs=8)
+    queue = BatchQueue(max_prefill_tokens=3, max_running_requests=8)
     sent = time.monotonic() - 1.0  # sent a second ago, while the scheduler was busy
     queue.add(_request("r", [3, 3], sent_at=sent))
     assert queue.complete(queue.next_batch(), np.ones((1, 2), np.float32), sent + 1.5, sent + 2.0) == []
@@ -28,7 +28,7 @@ def test_times_span_from_sending_to_the_last_forward():
 
 
 def test_without_a_send_time_the_clock_starts_on_arrival():
-    queue = BatchQueue(max_batch_tokens=16, max_batch_seqs=8)
+    queue = BatchQueue(max_prefill_tokens=16, max_running_requests=8)
     queue.add(_request("r", [2]))
     started = time.monotonic()
     (output,) = queue.complete(queue.next_batch(), np.ones((1, 2), np.float32), started, started + 0.25)

@@ -8,7 +8,7 @@ import ipaddress
 
 import pytest
 
-from server.address_policy import non_public_reason
+from server.inputs.address_policy import non_public_reason
 from tests.support.evil_http_server import EvilServer
 from tests.support.launch import RunningServer
 from tests.support.media_probe import assert_error_envelope, probe

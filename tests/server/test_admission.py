@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from server.admission import Admission
-from server.args import ServerArgs, ServerArgsError
-from server.errors import APIError
+from server.http.admission import Admission
+from server.http.errors import APIError
+from server.launch.args import ServerArgs, ServerArgsError
 
 
 def test_request_bound_gives_429_with_retry_after_and_release_frees_it():

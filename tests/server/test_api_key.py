@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.api_key import API_KEY_ENV
-from server.args import ServerArgs, ServerArgsError
+from server.launch.api_key import API_KEY_ENV
+from server.launch.args import ServerArgs, ServerArgsError
 from tests.support.launch import RunningServer
 
 KEY = "file-key-7c4e2a91"

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import yaml
 
-from server.args import ServerArgsError
-from server.cli import parse_serve_args
+from server.launch.args import ServerArgsError
+from server.launch.cli import parse_serve_args
 from tests.support.launch import PRESETS
 
 

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.model_config import ModelConfig
-from server.args import ServerArgs
-from server.image_geometry import ImageGeometry
-from server.media import max_source_chars
-from server.media_memory import image_memory_bound
+from server.inputs.image_geometry import ImageGeometry
+from server.inputs.media import max_source_chars
+from server.inputs.media_memory import image_memory_bound
+from server.launch.args import ServerArgs
 from tests.support.evil_http_server import EvilServer
 from tests.support.launch import RunningServer, free_port
 from tests.support.media_probe import HEALTH_TIMEOUT, assert_error_envelope, probe

@@ -9,12 +9,12 @@ import base64
 import pytest
 
 from engine.model_config import ModelConfig
-from server.admission import Admission
-from server.args import ServerArgs
-from server.errors import APIError
-from server.multimodal import MultimodalProcessor
-from server.protocol import MultimodalItem
-from server.tokenizer_manager import TokenizerManager
+from server.http.admission import Admission
+from server.http.errors import APIError
+from server.http.protocol import MultimodalItem
+from server.inputs.multimodal import MultimodalProcessor
+from server.inputs.tokenizer_manager import TokenizerManager
+from server.launch.args import ServerArgs
 from tests.support.multimodal_models import build_tiny_qwen2_vl, photo_paths
 from tests.support.synthetic_images import gradient_png
 

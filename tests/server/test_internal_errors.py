@@ -1,6 +1,6 @@
 """In-process pipeline guarantees: a bug is a 500 naming only the request id; no route that takes a body skips it.
 
-In-process, with the real app (server.app.build_app) and the real pipeline: a route whose answer raises
+In-process, with the real app (server.http.app.build_app) and the real pipeline: a route whose answer raises
 stands for the bug, since a bug that a request can trigger from outside would already be fixed.
 """
 
@@ -14,7 +14,8 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.testclient import TestClient
 
-from server.pipeline import ParsedRequest, PipelineRoute, add_pipeline_route
+from server.http.pipeline import ParsedRequest, PipelineRoute, add_pipeline_route
+from server.http.server_stats import stats_snapshot
 from tests.support.inprocess_app import inprocess_app
 
 LEAK = "cannot open /srv/private/weights.bin\nFORGED log line"
@@ -55,7 +56,7 @@ def test_every_route_that_takes_a_body_runs_in_the_pipeline(minilm):
 @pytest.mark.parametrize(("method", "path"), [("POST", "/bug"), ("GET", "/plain-bug")])
 def test_a_bug_is_a_500_naming_only_the_request_id(client, caplog, method, path):
     test_client, state = client
-    before = state.reliability.snapshot()["requests_failed_internal"]
+    before = stats_snapshot(state)["requests_failed_internal"]
     with caplog.at_level(logging.ERROR, logger="embedserve.errors"):
         response = test_client.request(method, path, json={"input": "x"})
     assert response.status_code == 500
@@ -70,4 +71,4 @@ def test_a_bug_is_a_500_naming_only_the_request_id(client, caplog, method, path)
     assert any(f"request {rid}" in line and "LeakyBug: cannot open /srv/private/weights.bin\\x0aFORGED" in line
                for line in logged), logged  # fmt: skip
     assert not any(line.startswith("FORGED") for text in logged for line in text.splitlines())
-    assert state.reliability.snapshot()["requests_failed_internal"] == before + 1
+    assert stats_snapshot(state)["requests_failed_internal"] == before + 1

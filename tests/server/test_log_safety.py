@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from server.log_safety import MAX_LOGGED_CHARS, escape_for_log, install_log_redaction
+from server.http.log_safety import MAX_LOGGED_CHARS, escape_for_log, install_log_redaction
 
 
 @pytest.mark.parametrize(

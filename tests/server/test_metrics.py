@@ -98,3 +98,25 @@ def test_a_request_split_across_forwards_counts_each_forward(preset_server, base
     forwards = value(after, "embedserve_batch_inputs_count") - value(before, "embedserve_batch_inputs_count")
     assert forwards == 2
     assert value(after, "embedserve_batch_inputs_sum") - value(before, "embedserve_batch_inputs_sum") == max_inputs + 10
+
+
+def test_stats_and_metrics_read_one_store(preset_server, base_url):
+    """/stats counts from the Prometheus registry, and the scheduler's counters reach /metrics from its shared memory."""
+    embed(base_url, ["one store"])
+    missing = httpx.post(f"{base_url}/v1/embeddings", json={"input": []}, timeout=30)
+    assert missing.status_code == 400
+    encoded = httpx.post(f"{base_url}/encode", json={"text": "counted too"}, timeout=30)
+    assert encoded.status_code == 200, encoded.text
+    samples, stats = scrape(preset_server), preset_server.stats()
+    by_status: dict[str, float] = {}
+    for route in ("/v1/embeddings", "/encode", "/tokenize"):
+        for status in ("200", "400"):
+            by_status[status] = by_status.get(status, 0) + value(samples, "embedserve_requests_total", route=route, status=status)  # fmt: skip
+    assert stats["responses_by_status"]["200"] == by_status["200"] >= 2
+    assert stats["responses_by_status"]["400"] >= by_status["400"] >= 1  # plus other routes' 400s
+    # The scheduler may still be writing its counters after the answer left: read them around the scrape.
+    engine_before, samples, engine_after = stats["engine"], scrape(preset_server), preset_server.stats()["engine"]
+    for name in ("inputs_done", "batches_done"):
+        exported = value(samples, f"embedserve_scheduler_{name}_total", replica="0")
+        assert engine_before[name] <= exported <= engine_after[name] and exported >= 2, name
+    assert value(samples, "embedserve_scheduler_queued_inputs", replica="0") == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from server.args import ServerArgs
+from server.launch.args import ServerArgs
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.model_config import ModelConfig
-from server.args import ServerArgs
-from server.startup_summary import startup_summary
+from server.launch.args import ServerArgs
+from server.launch.startup_summary import startup_summary
 
 
 def test_summary_names_model_vectors_engine_and_budget(minilm):
@@ -13,7 +13,7 @@ def test_summary_names_model_vectors_engine_and_budget(minilm):
     line = startup_summary(args, config, "mini", {"device": "cpu", "attention_backend": "torch_native"})
     for part in (
         "ready: mini (BertModel)", "pooling=mean", "normalize=True", "dim=384", "matryoshka=64,128",
-        "context=256", "dtype=float32", "attention=torch_native", "token_budget=8192", "max_batch_inputs=32",
+        "context=256", "dtype=float32", "attention=torch_native", "max_prefill_tokens=8192", "max_running_requests=32",
         "device=cpu", "http://127.0.0.1:30001",
     ):  # fmt: skip
         assert part in line, part
@@ -23,4 +23,4 @@ def test_summary_names_model_vectors_engine_and_budget(minilm):
 
 def test_launched_server_logs_the_summary(preset_server):
     summary = next(line for line in preset_server.log().splitlines() if "ready: from-cli" in line)
-    assert "attention=torch_native" in summary and "token_budget=2048" in summary and "matryoshka=no" in summary
+    assert "attention=torch_native" in summary and "max_prefill_tokens=2048" in summary and "matryoshka=no" in summary

@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from engine.model_config import ModelConfig
-from server.tokenizer_manager import TokenizerManager
+from server.inputs.tokenizer_manager import TokenizerManager
 from tests.support.texts import varied_texts
 
 TRICKY = [

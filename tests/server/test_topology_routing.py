@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.args import ServerArgs, ServerArgsError
-from server.replica_router import ReplicaRouter
-from server.topology import local_placements
+from server.http.replica_router import ReplicaRouter
+from server.launch.args import ServerArgs, ServerArgsError
+from server.launch.topology import local_placements
 
 
 def test_node_1_of_2_runs_the_upper_half_of_every_replica():

@@ -7,10 +7,10 @@ from contextlib import contextmanager
 
 from engine.model_config import ModelConfig
 from processes.ipc import IpcAddresses
-from server.app import FrontendState, build_app
-from server.args import ServerArgs
-from server.engine_client import EngineClient
-from server.tokenizer_manager import TokenizerManager
+from server.http.app import FrontendState, build_app
+from server.http.engine_client import EngineClient
+from server.inputs.tokenizer_manager import TokenizerManager
+from server.launch.args import ServerArgs
 
 
 @contextmanager

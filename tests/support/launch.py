@@ -61,7 +61,7 @@ class RunningServer:
         return next(p for p in self.children if p.name() == f"embedserve-{role}"[:15])
 
     def stats(self) -> dict:
-        """The server's /stats counters (see server/reliability.py)."""
+        """The server's /stats counters (see server/http/server_stats.py)."""
         return httpx.get(f"{self.base_url}/stats", headers=getattr(self, "auth_headers", {}), timeout=10).json()
 
     def log(self) -> str:

@@ -1,0 +1,1 @@
+"""The HTTP side: the FastAPI app, its routes, the one request pipeline, limits, auth, health and metrics."""

@@ -1,0 +1,152 @@
+"""What a request must pass before costly work: the server-wide bound on requests and tokens admitted at once
+(429 with Retry-After past it), the body size (413), inputs per request and characters per input."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import Request
+from starlette.requests import ClientDisconnect
+
+from server.http.errors import APIError
+from server.http.protocol import MultimodalItem
+
+# Seconds a rejected client should wait: about one forward pass of a full batch, rounded up.
+RETRY_AFTER_SECONDS = 1
+
+
+class Admission:
+    """Counts admitted requests and the tokens they reserve; `admit()` hands out a ticket or refuses."""
+
+    def __init__(self, max_requests: int, max_tokens: int):
+        self.max_requests = max_requests
+        self.max_tokens = max_tokens
+        self.num_requests = 0
+        self.num_tokens = 0
+        self.closed_reason: str | None = None  # set when the server stops accepting (shutdown)
+        self._idle: asyncio.Event | None = None
+
+    @property
+    def is_full(self) -> bool:
+        return self.num_requests >= self.max_requests or self.num_tokens >= self.max_tokens
+
+    def admit(self) -> Ticket:
+        if self.closed_reason is not None:
+            raise APIError(self.closed_reason, status=503, headers={"Connection": "close"})
+        if self.num_requests >= self.max_requests:
+            raise overloaded(f"the server is at its limit of {self.max_requests} queued requests")
+        self.num_requests += 1
+        if self._idle is not None:
+            self._idle.clear()
+        return Ticket(self)
+
+    def close(self, reason: str) -> None:
+        """Refuse every new request with a 503 from now on; admitted ones carry on."""
+        self.closed_reason = reason
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is admitted; False when `timeout` passed first."""
+        if self.num_requests == 0:
+            return True
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _release(self, tokens: int) -> None:
+        self.num_requests -= 1
+        self.num_tokens -= tokens
+        if self.num_requests == 0 and self._idle is not None:
+            self._idle.set()
+
+
+class Ticket:
+    """One admitted request; `reserve(n)` sets its share of the token budget. Use it as a context manager."""
+
+    def __init__(self, admission: Admission):
+        self._admission = admission
+        self.tokens = 0
+
+    def reserve(self, tokens: int) -> None:
+        admission = self._admission
+        growth = tokens - self.tokens
+        if growth > 0 and admission.num_tokens + growth > admission.max_tokens:
+            if tokens > admission.max_tokens:  # could never fit, so retrying cannot help
+                raise APIError(
+                    f"the request needs {tokens} tokens of queue space, more than the server's "
+                    f"--max-queued-tokens of {admission.max_tokens}; split it into smaller requests",
+                    status=413,
+                    param="input",
+                )
+            raise overloaded(f"the server is at its limit of {admission.max_tokens} queued tokens")
+        admission.num_tokens += growth
+        self.tokens = tokens
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._admission._release(self.tokens)
+        self.tokens = 0
+
+
+def overloaded(message: str) -> APIError:
+    return APIError(
+        f"{message}; retry after {RETRY_AFTER_SECONDS}s", status=429, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
+# Per-request limits, checked before any costly work.
+
+
+class ClientDisconnected(Exception):
+    """The client closed its connection before we answered; nobody is left to read a response."""
+
+
+def _too_large(size_text: str, max_bytes: int) -> APIError:
+    return APIError(
+        f"request body is {size_text} bytes, more than the limit of {max_bytes} (--max-request-bytes)", status=413
+    )
+
+
+async def read_body(request: Request, max_bytes: int, ticket: Ticket) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed `max_bytes`.
+
+    The body's size is reserved in the token budget while it is read (a body is never smaller than
+    its token count by much), so a burst of large bodies is bounded before anything is decoded.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit():
+        if int(declared) > max_bytes:
+            raise _too_large(declared, max_bytes)
+        ticket.reserve(int(declared))
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise _too_large(f"over {max_bytes}", max_bytes)
+            if len(body) > ticket.tokens:
+                ticket.reserve(len(body))
+    except ClientDisconnect:
+        raise ClientDisconnected from None
+    return bytes(body)
+
+
+def check_input_sizes(items: list, max_inputs: int, max_chars: int) -> None:
+    """--max-inputs-per-request over the items, --max-input-chars over each text (a multimodal item's too)."""
+    if len(items) > max_inputs:
+        raise APIError(
+            f"input has {len(items)} items, more than the limit of {max_inputs} (--max-inputs-per-request)",
+            param="input",
+        )
+    for index, item in enumerate(items):
+        text = item.text if isinstance(item, MultimodalItem) else item
+        if isinstance(text, str) and len(text) > max_chars:
+            raise APIError(
+                f"input[{index}] has {len(text)} characters, more than the limit of {max_chars} (--max-input-chars)",
+                param="input",
+            )

@@ -1,0 +1,1 @@
+"""How client inputs become model inputs: prompts and templates, tokenization, images fetched and preprocessed."""

@@ -1,0 +1,29 @@
+"""The one log line that says what a started server serves and how: model, vectors, engine, budget, address."""
+
+from __future__ import annotations
+
+from engine.model_config import ModelConfig
+from server.launch.args import ServerArgs
+
+
+def matryoshka_label(config: ModelConfig) -> str:
+    if config.matryoshka_dimensions:
+        return ",".join(str(d) for d in config.matryoshka_dimensions)
+    return f"any<={config.embedding_dim}" if config.is_matryoshka else "no"
+
+
+def startup_summary(args: ServerArgs, config: ModelConfig, served_name: str, engine_info: dict) -> str:
+    return (
+        f"ready: {served_name} ({config.architecture}) pooling={config.pooling} normalize={config.normalize} "
+        f"dim={config.embedding_dim} matryoshka={matryoshka_label(config)} context={config.context_length} "
+        f"dtype={config.dtype} attention={engine_info.get('attention_backend', args.attention_backend)} "
+        f"max_prefill_tokens={args.max_prefill_tokens} max_running_requests={args.max_running_requests} "
+        f"device={engine_info.get('device', args.device)}{_parallel_label(args)} on http://{args.host}:{args.port}"
+    )
+
+
+def _parallel_label(args: ServerArgs) -> str:
+    if args.tp_size == 1 and args.dp_size == 1:
+        return ""
+    nodes = f" nnodes={args.nnodes}" if args.nnodes > 1 else ""
+    return f" tp={args.tp_size} dp={args.dp_size}{nodes}"
