@@ -59,7 +59,7 @@ def test_two_nodes_on_loopback_equal_one_process_and_node_1_stops_with_node_0(mi
         node1.wait_ready()
         assert "embedserve-tp1" in [p.name() for p in node1.children]
         assert "embedserve-tp1" not in [p.name() for p in node0.children]  # node 0 runs rank 0 only
-        texts = varied_texts(20, long_words=100)
+        texts = varied_texts(30, long_words=100)  # past the 20 fixed texts: two 100-word paragraphs too
         assert_close_vectors(_post_embed(node0.base_url, texts), single_process_vectors(minilm, texts))
 
         assert node0.stop(signal.SIGTERM) == 0
