@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.launch import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # runs a script end to end: `make test-slow`
 
 
 def test_gpu_check_dry_run_prints_parity_and_throughput(tmp_path):
