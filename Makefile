@@ -1,4 +1,6 @@
 # The two quick-start commands: `make serve` and `make test`. Each sets up .venv on first use.
+# `make test` leaves out the tests marked slow (benchmark and soak scripts run end to end);
+# `make test-slow` runs only those, `make test-all` runs everything.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 30000
 ARGS ?=
 
-.PHONY: serve test lint venv clean
+.PHONY: serve test test-slow test-all lint venv clean
 
 $(STAMP): pyproject.toml scripts/gpu_wheels.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +34,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(STAMP) lint
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
+
+test-all: $(STAMP) lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 clean:

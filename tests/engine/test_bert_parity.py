@@ -28,11 +28,15 @@ def test_matches_sentence_transformers_up_to_512_tokens(fixture, request, st_mod
     path = request.getfixturevalue(fixture)
     texts = varied_texts(60)
     reference_model = st_model_factory(path)
-    reference_model.max_seq_length = 512  # reach every position the weights have
     tokenizer = reference_model.tokenizer
     lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
     assert max(lengths) > 450, "the set must include paragraphs near 512 tokens"
-    reference = reference_model.encode(texts, batch_size=16, convert_to_numpy=True)
+    served_length = reference_model.max_seq_length
+    reference_model.max_seq_length = 512  # reach every position the weights have
+    try:
+        reference = reference_model.encode(texts, batch_size=16, convert_to_numpy=True)
+    finally:
+        reference_model.max_seq_length = served_length  # the session shares this model with other tests
     assert_close_vectors(_embed(path, texts, 512), reference)
 
 

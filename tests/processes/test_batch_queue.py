@@ -46,11 +46,26 @@ def test_request_finishes_only_when_all_inputs_are_done_across_batches():
 
 def test_aborted_request_is_skipped_and_its_results_dropped():
     queue = BatchQueue(max_prefill_tokens=100, max_running_requests=8)
-    queue.add(_request("gone", [2]))
+    queue.add(_request("gone", [2, 3]))
     queue.add(_request("kept", [2]))
     queue.abort("gone")
     batch = queue.next_batch()
     assert [i.rid for i in batch] == ["kept"]
+    [output] = queue.complete(batch, np.ones((1, 2), np.float32))
+    assert output.rid == "kept" and queue.num_requests == 0
+    assert (queue.num_dropped_inputs, queue.num_discarded_inputs) == (2, 0)
+
+
+def test_results_of_a_request_aborted_while_it_runs_are_discarded():
+    queue = BatchQueue(max_prefill_tokens=100, max_running_requests=8)
+    queue.add(_request("gone", [2, 3]))
+    queue.add(_request("kept", [2]))
+    batch = queue.next_batch()
+    queue.abort("gone")  # while its inputs are in the forward
+    [output] = queue.complete(batch, np.arange(6, dtype=np.float32).reshape(3, 2))
+    assert output.rid == "kept"
+    np.testing.assert_array_equal(output.embeddings.to_numpy(), [[4, 5]])  # its own row, not the discarded ones
+    assert (queue.num_dropped_inputs, queue.num_discarded_inputs) == (0, 2) and queue.num_requests == 0
 
 
 def test_failure_names_each_request_and_drops_its_other_inputs():

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.launch import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # runs a script end to end: `make test-slow`
 
 
 def test_bench_linear_reports_plain_and_packed_gflops():

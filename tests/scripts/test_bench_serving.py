@@ -6,9 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.launch import REPO_ROOT, RunningServer
 
 
+@pytest.mark.slow  # runs the load generator end to end: `make test-slow`
 def test_bench_serving_sweep_reports_json_and_plot(tmp_path):
     server = RunningServer(["--is-embedding", "--allow-auto-truncate"])
     try:

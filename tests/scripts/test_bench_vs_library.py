@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.launch import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # runs a script end to end: `make test-slow`
 
 
 def test_bench_vs_library_reports_throughput_latency_and_idle_cpu(tmp_path):

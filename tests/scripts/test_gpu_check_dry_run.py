@@ -8,8 +8,12 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from scripts.gpu_wheels import PINNED
 from tests.support.launch import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # runs a script end to end: `make test-slow`
 
 
 def test_gpu_check_dry_run_reports_each_step_then_prints_the_table_last(tmp_path):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scripts.soak import is_clean, parse_args, run_soak
+
+pytestmark = pytest.mark.slow  # runs a script end to end: `make test-slow`
 
 REQUESTS = 80
 

@@ -10,6 +10,7 @@ import time
 import httpx
 
 from tests.support.launch import RunningServer
+from tests.support.wait import wait_until
 
 
 def _send_in_background(url: str, bodies: list[dict]) -> tuple[list[threading.Thread], dict]:
@@ -25,10 +26,7 @@ def _send_in_background(url: str, bodies: list[dict]) -> tuple[list[threading.Th
 
 
 def _wait_admitted(server: RunningServer, count: int) -> None:
-    deadline = time.monotonic() + 20
-    while server.stats()["engine_pending_requests"] < count:
-        assert time.monotonic() < deadline, "requests never reached the engine"
-        time.sleep(0.05)
+    wait_until(lambda: server.stats()["engine_pending_requests"] >= count, 20, message="requests to reach the engine")
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits_0(minilm):
@@ -40,7 +38,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(minilm):
         threads, results = _send_in_background(f"{server.base_url}/v1/embeddings", bodies)
         _wait_admitted(server, len(bodies))
         server.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        wait_until(lambda: server.stats()["draining"], 10, message="the server to start draining")
         assert server.proc.poll() is None, "the server exited with requests in flight"
         late = httpx.post(f"{server.base_url}/v1/embeddings", json={"input": "too late"}, timeout=10)
         assert late.status_code == 503 and "shutting down" in late.json()["error"]["message"]

@@ -7,15 +7,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 
 from tests.support.launch import REPO_ROOT, RunningServer
+from tests.support.wait import wait_until
 
 
-def test_sigterm_stops_every_process(minilm):
-    server = RunningServer(["--model-path", minilm, "--is-embedding"])
+def test_console_command_serves_and_sigterm_stops_every_process(minilm):
+    console_command = os.path.join(os.path.dirname(sys.executable), "embedserve")
+    server = RunningServer(["--model-path", minilm, "--is-embedding"], command=[console_command, "serve"])
     assert server.child("scheduler") and server.child("result")
     assert httpx.post(f"{server.base_url}/v1/embeddings", json={"input": "hi"}).status_code == 200
     assert server.stop(signal.SIGTERM) == 0
@@ -31,7 +32,7 @@ def test_ctrl_c_stops_every_process():
 def test_killed_scheduler_fails_in_flight_requests_and_server_exits_nonzero():
     server = RunningServer(["--is-embedding", "--max-prefill-tokens", "512"])
     scheduler = server.child("scheduler")
-    big_request = {"input": ["many words here " * 60] * 256}  # about 60k tokens: seconds of work on this CPU
+    big_request = {"input": ["many words here " * 60] * 256}  # about 60k tokens: outlasts the poll below
     result: dict = {}
 
     def send() -> None:
@@ -39,7 +40,8 @@ def test_killed_scheduler_fails_in_flight_requests_and_server_exits_nonzero():
 
     sender = threading.Thread(target=send)
     sender.start()
-    time.sleep(1.5)
+    # Kill it mid-request: once it has batched some of this request's inputs and still holds the rest.
+    wait_until(lambda: server.stats()["engine"]["queued_inputs"] > 0, 30, message="the scheduler to start the request")
     os.kill(scheduler.pid, signal.SIGKILL)
     sender.join(timeout=30)
     assert not sender.is_alive(), "the in-flight request hung"
@@ -48,13 +50,6 @@ def test_killed_scheduler_fails_in_flight_requests_and_server_exits_nonzero():
     assert httpx.get(f"{server.base_url}/health").status_code == 503
     assert server.proc.wait(timeout=30) != 0
     assert server.leftover_processes() == []
-
-
-def test_console_command_serves(minilm):
-    console_command = os.path.join(os.path.dirname(sys.executable), "embedserve")
-    server = RunningServer(["--model-path", minilm], command=[console_command, "serve"])
-    assert httpx.post(f"{server.base_url}/v1/embeddings", json={"input": "hi"}).status_code == 200
-    assert server.stop() == 0
 
 
 def test_unservable_model_path_exits_with_clear_error(tmp_path):

@@ -47,7 +47,9 @@ def test_plain_json_as_in_sglang_quick_start(default_server):
     assert response.status_code == 200
     payload = response.json()
     assert payload["object"] == "list" and [d["index"] for d in payload["data"]] == [0, 1]
-    assert all(isinstance(x, float) for x in payload["data"][0]["embedding"])
+    for item in payload["data"]:
+        assert len(item["embedding"]) == 384 and all(isinstance(x, float) for x in item["embedding"])
+        assert abs(np.linalg.norm(item["embedding"]) - 1) < 1e-5
 
 
 def test_explicit_base64_is_little_endian_float32(client):
@@ -78,9 +80,13 @@ def test_models_and_model_info(default_server, minilm):
 
 def test_cls_model_with_auto_truncate_matches_reference(cls_matryoshka_server, bge_style_cls, st_model_factory):
     client = OpenAI(base_url=f"{cls_matryoshka_server.base_url}/v1", api_key="x")
-    texts = varied_texts(20)  # includes paragraphs beyond 256 tokens: truncated like sentence-transformers
+    texts = varied_texts(30)  # includes paragraphs beyond 256 tokens: truncated like sentence-transformers
     response = client.embeddings.create(model="bge-test", input=texts)
-    reference = st_model_factory(bge_style_cls).encode(texts, convert_to_numpy=True)
-    assert_close_vectors(_vectors(response), reference)
+    reference_model = st_model_factory(bge_style_cls)
+    assert reference_model.max_seq_length == 256  # truncates where the server does
+    assert_close_vectors(_vectors(response), reference_model.encode(texts, convert_to_numpy=True))
     assert response.model == "bge-test"
-    assert response.usage.prompt_tokens <= 256 * len(texts)
+    tokenizer = reference_model.tokenizer
+    assert max(len(tokenizer(t)["input_ids"]) for t in texts) > 256, "some texts must need truncating"
+    truncated = tokenizer(texts, truncation=True, max_length=256)["input_ids"]
+    assert response.usage.prompt_tokens == sum(len(ids) for ids in truncated)  # counts the tokens that ran

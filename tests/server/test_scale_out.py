@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 import pytest
 
 from tests.support.compare import assert_close_vectors
-from tests.support.launch import REPO_ROOT, RunningServer, free_port
+from tests.support.launch import RunningServer, free_port
 from tests.support.single_process import single_process_vectors
 from tests.support.texts import varied_texts
+from tests.support.wait import wait_until
 
 
 def _post_embed(base_url: str, texts: list[str]) -> np.ndarray:
@@ -53,67 +48,44 @@ def test_one_scheduler_per_replica(minilm_dp2):
     assert names == ["embedserve-d0t0", "embedserve-d1t0", "embedserve-resu"]
 
 
-def _launcher(args: list[str], log: Path) -> subprocess.Popen:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
-    command = [sys.executable, "-m", "server.launch_server", *args]
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+def _worker_node(args: list[str]) -> RunningServer:
+    """Node 1 of two: no HTTP; started without waiting, since its ranks wait for node 0 to form the group."""
+    return RunningServer([*args, "--node-rank", "1"], ready_log_line="ranks joining", wait=False)
 
 
-def test_two_nodes_on_loopback_equal_one_process_and_node_1_stops_with_node_0(minilm, tmp_path):
+def test_two_nodes_on_loopback_equal_one_process_and_node_1_stops_with_node_0(minilm):
     multi_node = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--dist-init-addr", f"127.0.0.1:{free_port()}"]  # fmt: skip
-    node1 = _launcher([*multi_node, "--node-rank", "1"], tmp_path / "node1.log")
-    try:
-        node0 = RunningServer([*multi_node, "--node-rank", "0"])
-        node1_ranks = psutil.Process(node1.pid).children(recursive=True)
-        assert "embedserve-tp1" in [p.name() for p in node1_ranks]
+    with _worker_node(multi_node) as node1, RunningServer([*multi_node, "--node-rank", "0"]) as node0:
+        node1.wait_ready()
+        assert "embedserve-tp1" in [p.name() for p in node1.children]
         assert "embedserve-tp1" not in [p.name() for p in node0.children]  # node 0 runs rank 0 only
-        texts = varied_texts(20, long_words=100)
+        texts = varied_texts(30, long_words=100)  # past the 20 fixed texts: two 100-word paragraphs too
         assert_close_vectors(_post_embed(node0.base_url, texts), single_process_vectors(minilm, texts))
 
         assert node0.stop(signal.SIGTERM) == 0
-        assert node1.wait(timeout=60) != 0, "node 1 exits non-zero: its group is gone"
-        assert "lost rank 0" in (tmp_path / "node1.log").read_text()
-        _, alive = psutil.wait_procs(node1_ranks, timeout=10)
-        assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+        assert node1.proc.wait(timeout=60) != 0, "node 1 exits non-zero: its group is gone"
+        assert "lost rank 0" in node1.log()
+        assert node1.leftover_processes() == []
         assert node0.leftover_processes() == []
-    finally:
-        if node1.poll() is None:
-            node1.kill()
-            node1.wait()
 
 
-def test_a_rank_dying_on_node_1_stops_node_0_and_node_1(minilm, tmp_path):
+def test_a_rank_dying_on_node_1_stops_node_0_and_node_1(minilm):
     multi_node = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--dist-init-addr", f"127.0.0.1:{free_port()}"]  # fmt: skip
-    node1 = _launcher([*multi_node, "--node-rank", "1"], tmp_path / "node1.log")
-    try:
-        node0 = RunningServer([*multi_node, "--node-rank", "0", "--child-death-exit-delay", "5"])
-        remote_rank = next(p for p in psutil.Process(node1.pid).children() if p.name() == "embedserve-tp1")
-        remote_rank.kill()  # idle server: node 0 hears of it from the peer watch, not from a request
-        deadline = time.monotonic() + 20
-        while httpx.get(f"{node0.base_url}/health").status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        health = httpx.get(f"{node0.base_url}/health")
+    node0_args = [*multi_node, "--node-rank", "0", "--child-death-exit-delay", "5"]
+    with _worker_node(multi_node) as node1, RunningServer(node0_args) as node0:
+        node1.wait_ready()
+        node1.child("tp1").kill()  # idle server: node 0 hears of it from the peer watch, not from a request
+        health = wait_until(lambda: (h := node0.health()).status_code != 200 and h, 20, 0.2, "node 0 to turn unhealthy")
         assert health.status_code == 503 and "embedserve-scheduler-tp0 died" in health.text
         assert node0.proc.wait(timeout=30) != 0
-        assert node1.wait(timeout=30) != 0
-        assert node0.leftover_processes() == []
-    finally:
-        if node1.poll() is None:
-            node1.kill()
-            node1.wait()
+        assert node1.proc.wait(timeout=30) != 0
+        assert node0.leftover_processes() == [] and node1.leftover_processes() == []
 
 
-def test_worker_node_stops_cleanly_on_sigterm_before_node_0_appears(minilm, tmp_path):
-    args = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--node-rank", "1"]
-    log = tmp_path / "node1.log"
-    node1 = _launcher([*args, "--dist-init-addr", f"127.0.0.1:{free_port()}"], log)
-    # Wait until its ranks are started and waiting for node 0 (a fixed sleep raced slow imports on a busy machine).
-    deadline = time.monotonic() + 120
-    while "ranks joining" not in log.read_text() and node1.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "ranks joining" in log.read_text(), log.read_text()[-2000:]
-    ranks = psutil.Process(node1.pid).children(recursive=True)
-    node1.send_signal(signal.SIGTERM)
-    assert node1.wait(timeout=30) == 0
-    _, alive = psutil.wait_procs(ranks, timeout=10)
-    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+def test_worker_node_stops_cleanly_on_sigterm_before_node_0_appears(minilm):
+    args = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--dist-init-addr", f"127.0.0.1:{free_port()}"]
+    # Ready once its ranks are started and waiting for node 0 (a fixed sleep raced slow imports on a busy machine).
+    with _worker_node(args) as node1:
+        node1.wait_ready()
+        assert node1.stop(signal.SIGTERM) == 0
+        assert node1.leftover_processes() == []

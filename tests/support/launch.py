@@ -1,4 +1,4 @@
-"""Starts the real server as a subprocess on a free loopback port and stops it, checking nothing is left."""
+"""The one launcher: starts the real server (or a worker node) on a free loopback port, waits for it, stops it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
+
+from tests.support.wait import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRESETS = REPO_ROOT / "configs"
@@ -24,12 +25,21 @@ def free_port() -> int:
 
 
 class RunningServer:
+    """`python -m server.launch_server ARGS` (or `command ARGS`), its output in a log file.
+
+    Ready once /health answers 200, or, for a process without HTTP (a worker node), once `ready_log_line`
+    appears in its log. The constructor waits for that unless `wait=False` (then call `wait_ready`, e.g. after
+    starting a second node that this one needs). Usable as a context manager that stops it on exit.
+    """
+
     def __init__(
         self,
         args: list[str],
-        startup_timeout: float = 120.0,
+        startup_timeout: float = 300.0,
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
+        ready_log_line: str | None = None,
+        wait: bool = True,
     ):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -39,22 +49,45 @@ class RunningServer:
         command = command or [sys.executable, "-m", "server.launch_server"]
         cmd = [*command, "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_healthy(startup_timeout)
+        self.ready_log_line = ready_log_line
+        self.children: list[psutil.Process] = []
+        if wait:
+            self.wait_ready(startup_timeout)
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Wait until it is ready, then note its child processes; stop it and raise if it exits or times out."""
+        line = self.ready_log_line
+        ready = self._is_healthy if line is None else lambda: self._has_logged(line)
+        try:
+            wait_until(ready, timeout, 0.2, lambda: f"the server to start; its log:\n{self.log()}")
+        except TimeoutError:
+            self.stop()
+            raise
         self.children = psutil.Process(self.proc.pid).children(recursive=True)
 
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
         self.stop()
-        raise RuntimeError(f"server not healthy after {timeout}s:\n{self.log()}")
+
+    def _check_running(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+
+    def _is_healthy(self) -> bool:
+        self._check_running()
+        try:
+            return self.health().status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _has_logged(self, line: str) -> bool:
+        self._check_running()
+        return line in self.log()
+
+    def health(self) -> httpx.Response:
+        return httpx.get(f"{self.base_url}/health", timeout=5)
 
     def child(self, role: str) -> psutil.Process:
         """The child process named embedserve-<role> (see processes/lifecycle.py)."""
@@ -65,7 +98,8 @@ class RunningServer:
         return httpx.get(f"{self.base_url}/stats", headers=getattr(self, "auth_headers", {}), timeout=10).json()
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
