@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.wait import wait_until
 
 TIMING_HEADERS = ("x-total-time", "x-tokenization-time", "x-queue-time", "x-inference-time")
 
@@ -81,9 +82,7 @@ def test_embeddings_responses_carry_tei_timing_headers(preset_server, base_url):
     assert response.headers["x-compute-tokens"] == str(response.json()["usage"]["prompt_tokens"])
     assert response.headers["x-compute-type"] == "cpu"
     rid = response.headers["x-request-id"]
-    deadline = time.monotonic() + 5
-    while rid not in preset_server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: rid in preset_server.log(), timeout=5, message="the request's log line")
     line = next(line for line in preset_server.log().splitlines() if rid in line)
     assert "POST /v1/embeddings" in line and "status=200" in line and "inputs=2" in line
     assert f"tokens={response.headers['x-compute-tokens']}" in line and "inference_ms=" in line

@@ -15,7 +15,7 @@ import pytest
 from tests.support.compare import assert_close_vectors
 from tests.support.launch import RunningServer
 from tests.support.texts import mixed_length_batch
-from tests.support.waiting import wait_for
+from tests.support.wait import wait_until
 
 MAX_QUEUED = 6
 STALL_TIMEOUT = 2.0
@@ -84,14 +84,14 @@ def test_disconnected_clients_have_their_work_dropped(server):
             client.start()
         for client in clients:
             client.join()
-        wait_for(lambda: server.stats()["requests_aborted_by_client"] == before["requests_aborted_by_client"] + 4,
-                  what="the frontend to notice 4 disconnects")  # fmt: skip
+        wait_until(lambda: server.stats()["requests_aborted_by_client"] == before["requests_aborted_by_client"] + 4,
+                  message="the frontend to notice 4 disconnects")  # fmt: skip
     finally:
         os.kill(scheduler.pid, signal.SIGCONT)
     # The scheduler receives each request and its abort together and skips all 32 inputs.
-    after = wait_for(
+    after = wait_until(
         lambda: (s := server.stats())["engine"]["inputs_dropped"] >= before["engine"]["inputs_dropped"] + 32 and s,
-        what="the scheduler to drop the aborted inputs",
+        message="the scheduler to drop the aborted inputs",
     )
     assert after["engine"]["inputs_dropped"] == before["engine"]["inputs_dropped"] + 32
     assert after["engine"]["inputs_done"] == before["engine"]["inputs_done"]  # none reached the model
@@ -110,10 +110,10 @@ def test_stalled_engine_turns_health_503_until_it_moves(server):
     try:
         assert httpx.get(f"{server.base_url}/health").status_code == 200
         sender.start()
-        unhealthy = wait_for(
+        unhealthy = wait_until(
             lambda: (r := httpx.get(f"{server.base_url}/health")).status_code == 503 and r,
             timeout=STALL_TIMEOUT + 10,
-            what="/health to report the stall",
+            message="/health to report the stall",
         )
         assert "has not finished a batch" in unhealthy.json()["error"]["message"]
         assert httpx.get(f"{server.base_url}/ready").status_code == 503

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.errors import assert_error_envelope
 from tests.support.launch import RunningServer
-from tests.support.waiting import wait_for
+from tests.support.wait import wait_until
 
 API_KEY = "pipeline-key-5b1d0c9e"  # given through EMBEDSERVE_API_KEY: never on a command line
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -95,7 +95,7 @@ def send_in_background(server: RunningServer, count: int) -> tuple[list[threadin
         thread = threading.Thread(target=lambda i=i: results.append(post(server, "/v1/embeddings", {"input": f"t{i}"})))
         thread.start()
         threads.append(thread)
-        wait_for(lambda i=i: server.stats()["admitted_requests"] == i + 1, what="the request to be admitted")
+        wait_until(lambda i=i: server.stats()["admitted_requests"] == i + 1, message="the request to be admitted")
     return threads, results
 
 
@@ -160,9 +160,10 @@ def test_client_hanging_up_mid_body_is_counted_and_released(server, route):
         head = (f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {API_KEY}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {MAX_BYTES}\r\n\r\n")  # fmt: skip
         sock.sendall(head.encode() + b'{"input": "')
-        wait_for(lambda: server.stats()["admitted_tokens"] == MAX_BYTES, what="the body read to begin")
-    stats = wait_for(
-        lambda: (s := server.stats())["requests_aborted_by_client"] == before + 1 and s, what="the disconnect to count"
+        wait_until(lambda: server.stats()["admitted_tokens"] == MAX_BYTES, message="the body read to begin")
+    stats = wait_until(
+        lambda: (s := server.stats())["requests_aborted_by_client"] == before + 1 and s,
+        message="the disconnect to count",
     )
     assert stats["admitted_requests"] == 0 and stats["admitted_tokens"] == 0
 
@@ -173,11 +174,11 @@ def test_client_hanging_up_while_queued_has_its_work_dropped(server, route):
     with engine_held(server):
         with pytest.raises(httpx.ReadTimeout):
             post(server, route, ROUTES[route].ok, timeout=httpx.Timeout(10, read=0.5))
-        wait_for(lambda: server.stats()["requests_aborted_by_client"] == before["requests_aborted_by_client"] + 1,
-                 what="the frontend to notice the disconnect")  # fmt: skip
+        wait_until(lambda: server.stats()["requests_aborted_by_client"] == before["requests_aborted_by_client"] + 1,
+                 message="the frontend to notice the disconnect")  # fmt: skip
     dropped = before["engine"]["inputs_dropped"] + ROUTES[route].engine_inputs
-    after = wait_for(
-        lambda: (s := server.stats())["engine"]["inputs_dropped"] == dropped and s, what="the engine to drop"
+    after = wait_until(
+        lambda: (s := server.stats())["engine"]["inputs_dropped"] == dropped and s, message="the engine to drop"
     )
     assert after["engine"]["inputs_done"] == before["engine"]["inputs_done"]  # none reached the model
     assert after["engine_pending_requests"] == 0 and after["admitted_requests"] == 0
@@ -206,7 +207,9 @@ def test_forged_log_line_is_escaped(server):
     forged = "2026-01-01 00:00:00,000 [frontend] INFO embedserve.requests: POST /v1/embeddings status=200 FORGED"
     response = httpx.get(f"{server.base_url}/x%0a{forged.replace(' ', '%20')}%1b[31m%5cx0a", headers=AUTH)
     assert response.status_code == 404
-    line = wait_for(lambda: next((x for x in server.log().splitlines() if "FORGED" in x), None), what="the request log")
+    line = wait_until(
+        lambda: next((x for x in server.log().splitlines() if "FORGED" in x), None), message="the request log"
+    )
     assert not line.startswith("2026-01-01") and "GET /x\\x0a2026-01-01" in line
     assert "\\x1b[31m\\\\x0a status=404" in line  # ANSI escape shown, and a literal backslash doubled
 
@@ -235,7 +238,7 @@ def draining(server):
     with engine_held(server):
         threads, results = send_in_background(server, 1)
         server.proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: httpx.get(f"{server.base_url}/ready").status_code == 503, what="the drain to start")
+        wait_until(lambda: httpx.get(f"{server.base_url}/ready").status_code == 503, message="the drain to start")
         yield server
     threads[0].join(timeout=60)
     assert results[0].status_code == 200  # the admitted request still finished

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import numpy as np
@@ -19,6 +18,7 @@ from tests.support.compare import assert_close_vectors
 from tests.support.launch import REPO_ROOT, RunningServer
 from tests.support.single_process import single_process_vectors
 from tests.support.texts import varied_texts
+from tests.support.wait import wait_until
 
 
 def _embed(server: RunningServer, texts: list[str]) -> np.ndarray:
@@ -106,12 +106,9 @@ def _run_launcher(args: list[str]) -> subprocess.CompletedProcess:
 
 def _health_after_change(server: RunningServer) -> httpx.Response:
     """/health once it stops answering 200 (the frontend learns of a death on its event loop, not instantly)."""
-    for _ in range(50):
-        response = httpx.get(f"{server.base_url}/health", timeout=10)
-        if response.status_code != 200:
-            return response
-        time.sleep(0.1)
-    return response
+    return wait_until(
+        lambda: (response := server.health()).status_code != 200 and response, timeout=10, message="/health to fail"
+    )
 
 
 # Last in the module: it kills the shared TP server.
