@@ -20,6 +20,7 @@ from prometheus_client import (
 )
 
 from processes.messages import BatchStats
+from server.process_memory import ProcessMemoryCollector
 
 if TYPE_CHECKING:
     from server.app import FrontendState
@@ -42,6 +43,7 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)  # the frontend's CPU, memory and open files
+        ProcessMemoryCollector(registry=r)  # every process's resident memory, children included
         self.requests = Counter(
             _PREFIX + "requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )
