@@ -13,6 +13,7 @@ from engine.batch_queue import BatchQueue
 from engine.faults import is_fatal, with_injected_faults
 from engine.model_config import ModelConfig
 from engine.model_runner import ModelRunner
+from processes.allocator import allocator_in_use
 from processes.channels import PullChannel, PushChannel
 from processes.heartbeat import EngineHeartbeat
 from processes.ipc import IpcAddresses
@@ -35,6 +36,8 @@ def run_scheduler_process(
 ) -> None:
     placement = placement or RankPlacement()
     init_child_process(placement.role, args.log_level)
+    # the launcher preloads one where present (server/child_environment.py)
+    logger.info("malloc: %s", allocator_in_use())
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     try:
