@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 30000
 ARGS ?=
 
-.PHONY: serve test lint venv clean
+.PHONY: serve test test-all lint venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: $(STAMP) lint
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP) lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 clean:
