@@ -36,10 +36,16 @@ MIN_COSINE = 0.99999
 REQUEST_SIZES = (1, 1, 2, 3, 4, 8, 16)
 
 
+def _role(process: psutil.Process) -> str:
+    """scheduler, result, tp0, d1t0, ...: the kernel keeps 15 bytes of "embedserve-<role>" (processes/lifecycle.py)."""
+    short = process.name().removeprefix("embedserve-")
+    return next((role for role in ("scheduler", "result") if role.startswith(short)), short)
+
+
 def process_memory_mb(server: RunningServer) -> dict[str, float]:
-    """Resident MB of the frontend and of each child, by its short process name (scheduler, result, tp0, ...)."""
+    """Resident MB of the frontend and of each child (multiprocessing's own helper shows as `python`)."""
     processes = {"frontend": psutil.Process(server.proc.pid)}
-    processes.update({p.name().removeprefix("embedserve-"): p for p in server.children})
+    processes.update({_role(p): p for p in server.children})
     return {role: round(p.memory_info().rss / 2**20, 1) for role, p in processes.items()}
 
 
@@ -76,9 +82,11 @@ class MemorySampler:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        if exc_type is None:
+            self.sample()  # the last row of the timeline is the end
 
 
 def _vectors(payload: dict) -> np.ndarray:
@@ -174,7 +182,6 @@ def run_soak(args: argparse.Namespace) -> dict:
             failures = asyncio.run(_drive(server.base_url, np.asarray(reference, np.float64), texts, args, outcomes))
             duration = time.monotonic() - started
             stats = _wait_settled(server)
-            memory.sample()
         healthy = httpx.get(f"{server.base_url}/health").status_code == 200
     finally:
         exit_code = server.stop()
