@@ -25,7 +25,8 @@ _MALLOC_NAMES = ("jemalloc", "tcmalloc", "mimalloc")  # any of them in a user's 
 
 # oneDNN and ideep (torch's wrapper around it) keep one primitive per new matmul shape, up to 1,024
 # each, and a batch of a new token count is a new shape: unbounded, they grow with every new size.
-# A forward pass uses a handful of distinct shapes, so a small cache still reuses them layer to layer.
+# A forward pass reuses its few shapes from layer to layer, so a small bound keeps most of the speed;
+# 32 measured faster than 128 in float32 and a little slower in bfloat16 (docs/benchmarks.md, "Memory work").
 _ONEDNN_CACHE_CAPACITY = "32"
 
 
