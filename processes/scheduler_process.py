@@ -12,6 +12,7 @@ import zmq
 from engine.faults import is_fatal, with_injected_faults
 from engine.inputs import Embedder
 from engine.model_runner import ModelRunner
+from processes.allocator import allocator_in_use
 from processes.batch_queue import BatchQueue
 from processes.channels import PullChannel, PushChannel
 from processes.heartbeat import EngineHeartbeat
@@ -29,6 +30,8 @@ def run_scheduler_process(
 ) -> None:
     placement = config.placement
     init_child_process(placement.role, config.log_level)
+    # the launcher preloads one where present (server/launch/child_environment.py)
+    logger.info("malloc: %s", allocator_in_use())
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     try:

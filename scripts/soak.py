@@ -2,9 +2,11 @@
 
 Every answer is checked against sentence-transformers' vector for the same text. Reports lost
 (no answer), wrong (a vector off the reference) and failed (an error status) counts, 429s retried,
-and each process's memory at start and end. Exits 1 when anything was lost, wrong or failed.
+and every process's resident memory over time (a timeline, and the scheduler's growth after a warm-up).
+Exits 1 when anything was lost, wrong or failed, or the scheduler grew more than --max-scheduler-growth.
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/soak.py --requests 2000 --concurrency 64 --abort-fraction 0.1
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/soak.py --requests 20000 --warmup-requests 2000 --max-scheduler-growth 0.1
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import base64
 import json
 import random
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,10 +36,57 @@ MIN_COSINE = 0.99999
 REQUEST_SIZES = (1, 1, 2, 3, 4, 8, 16)
 
 
+def _role(process: psutil.Process) -> str:
+    """scheduler, result, tp0, d1t0, ...: the kernel keeps 15 bytes of "embedserve-<role>" (processes/lifecycle.py)."""
+    short = process.name().removeprefix("embedserve-")
+    return next((role for role in ("scheduler", "result") if role.startswith(short)), short)
+
+
 def process_memory_mb(server: RunningServer) -> dict[str, float]:
+    """Resident MB of the frontend and of each child (multiprocessing's own helper shows as `python`)."""
     processes = {"frontend": psutil.Process(server.proc.pid)}
-    processes.update({role: server.child(role) for role in ("scheduler", "result")})
+    processes.update({_role(p): p for p in server.children})
     return {role: round(p.memory_info().rss / 2**20, 1) for role, p in processes.items()}
+
+
+class MemorySampler:
+    """Samples every process's memory every `interval` seconds on a thread, and once when `warmup` requests are done."""
+
+    def __init__(self, server: RunningServer, outcomes: Counter, interval: float, warmup: int):
+        self.server, self.outcomes, self.interval, self.warmup = server, outcomes, interval, warmup
+        self.timeline: list[dict] = []
+        self.after_warmup: dict[str, float] | None = None
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def done(self) -> int:
+        return sum(self.outcomes.values()) - self.outcomes["rejected_429_retried"]
+
+    def sample(self) -> dict:
+        row = {"s": round(time.monotonic() - self._started, 1), "done": self.done(), **process_memory_mb(self.server)}
+        self.timeline.append(row)
+        return row
+
+    def _run(self) -> None:
+        next_sample = time.monotonic()
+        while not self._stop.wait(0.2):
+            if self.after_warmup is None and self.done() >= self.warmup:
+                self.after_warmup = self.sample()
+            elif time.monotonic() >= next_sample:
+                self.sample()
+                next_sample = time.monotonic() + self.interval
+
+    def __enter__(self) -> MemorySampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if exc_type is None:
+            self.sample()  # the last row of the timeline is the end
 
 
 def _vectors(payload: dict) -> np.ndarray:
@@ -85,9 +135,8 @@ async def _one_request(client, url, body, reference, abort_after, outcomes: Coun
         return
 
 
-async def _drive(base_url: str, reference: np.ndarray, texts: list[str], args) -> tuple[Counter, list[str]]:
+async def _drive(base_url: str, reference: np.ndarray, texts: list[str], args, outcomes: Counter) -> list[str]:
     rng = random.Random(args.seed)
-    outcomes: Counter = Counter()
     failures: list[str] = []
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     gate = asyncio.Semaphore(args.concurrency)
@@ -103,7 +152,7 @@ async def _drive(base_url: str, reference: np.ndarray, texts: list[str], args) -
                 )
 
         await asyncio.gather(*(bounded(i) for i in range(args.requests)))
-    return outcomes, failures
+    return failures
 
 
 def _wait_settled(server: RunningServer, timeout: float = 60) -> dict:
@@ -125,13 +174,14 @@ def run_soak(args: argparse.Namespace) -> dict:
     model_path = args.model_path or minilm_path()
     reference = SentenceTransformer(model_path, device="cpu").encode(texts, normalize_embeddings=True)
     server = RunningServer(["--model-path", model_path, "--allow-auto-truncate", *args.server_arg])
+    outcomes: Counter = Counter()
+    warmup = min(args.warmup_requests, args.requests)
     try:
-        memory_start = process_memory_mb(server)
-        started = time.monotonic()
-        outcomes, failures = asyncio.run(_drive(server.base_url, np.asarray(reference, np.float64), texts, args))
-        duration = time.monotonic() - started
-        stats = _wait_settled(server)
-        memory_end = process_memory_mb(server)
+        with MemorySampler(server, outcomes, args.sample_every, warmup) as memory:
+            started = time.monotonic()
+            failures = asyncio.run(_drive(server.base_url, np.asarray(reference, np.float64), texts, args, outcomes))
+            duration = time.monotonic() - started
+            stats = _wait_settled(server)
         healthy = httpx.get(f"{server.base_url}/health").status_code == 200
     finally:
         exit_code = server.stop()
@@ -143,8 +193,13 @@ def run_soak(args: argparse.Namespace) -> dict:
         "first_failures": failures[:5],
         "duration_s": round(duration, 1),
         "requests_per_s": round(args.requests / duration, 1),
-        "memory_mb_start": memory_start,
-        "memory_mb_end": memory_end,
+        "memory_mb_start": _roles(memory.timeline[0]),
+        "memory_mb_after_warmup": _roles(memory.after_warmup or memory.timeline[-1]),
+        "memory_mb_end": _roles(memory.timeline[-1]),
+        "warmup_requests": warmup,
+        "scheduler_growth_after_warmup": _growth(memory, "scheduler"),
+        "max_scheduler_growth": args.max_scheduler_growth,
+        "memory_timeline": memory.timeline,
         "server_aborted_by_client": stats["requests_aborted_by_client"],
         "server_inputs_dropped": stats["engine"]["inputs_dropped"],
         "server_inputs_discarded": stats["engine"]["inputs_discarded"],
@@ -152,6 +207,16 @@ def run_soak(args: argparse.Namespace) -> dict:
         "healthy_after": healthy,
         "exit_code": exit_code,
     }
+
+
+def _roles(row: dict) -> dict[str, float]:
+    return {key: value for key, value in row.items() if key not in ("s", "done")}
+
+
+def _growth(memory: MemorySampler, role: str) -> float | None:
+    """The role's growth from the warm-up sample to the end (0.05 = 5%); None without such a process."""
+    after, end = memory.after_warmup or memory.timeline[-1], memory.timeline[-1]
+    return round(end[role] / after[role] - 1, 4) if role in after and role in end else None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -163,12 +228,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-path", default=None, help="default: the embedded all-MiniLM-L6-v2")
     parser.add_argument("--server-arg", action="append", default=[], help="extra server flag (repeatable)")
+    parser.add_argument("--sample-every", type=float, default=30.0, help="seconds between memory samples")
+    parser.add_argument("--warmup-requests", type=int, default=2000, help="memory growth is measured from here")
+    parser.add_argument(
+        "--max-scheduler-growth", type=float, default=None, help="fail when the scheduler grew more (0.1 = 10%%)"
+    )
     return parser.parse_args(argv)
 
 
 def is_clean(report: dict) -> bool:
+    limit, growth = report["max_scheduler_growth"], report["scheduler_growth_after_warmup"]
     return (report["lost"] == report["wrong"] == report["failed"] == 0 and report["healthy_after"]
-            and report["server_settled"] and report["exit_code"] == 0)  # fmt: skip
+            and report["server_settled"] and report["exit_code"] == 0
+            and (limit is None or (growth is not None and growth < limit)))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from prometheus_client import (
 
 from processes.messages import BatchStats
 from server.http.log_safety import escape_for_log
+from server.http.process_memory import ProcessMemoryCollector
 
 if TYPE_CHECKING:
     from server.http.app import FrontendState
@@ -44,6 +45,7 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)  # the frontend's CPU, memory and open files
+        ProcessMemoryCollector(registry=r)  # every process's resident memory, children included
         self.requests = Counter(
             _PREFIX + "requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import os
 import signal
 from multiprocessing.process import BaseProcess
 
@@ -26,6 +25,7 @@ from server.http.engine_client import EngineClient
 from server.inputs.prompts import check_default_prompt_name
 from server.inputs.tokenizer_manager import TokenizerManager
 from server.launch.args import ServerArgs, ServerArgsError, default_model_path
+from server.launch.child_environment import prepare_child_environment
 from server.launch.graceful_server import GracefulServer
 from server.launch.rank_processes import (
     StartupError,
@@ -73,15 +73,10 @@ def launch_server(args: ServerArgs) -> int:
     scheduler = scheduler_config(args, model_config, device)
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
+    logger.info("child processes preload malloc: %s", prepare_child_environment())
     if args.node_rank > 0:
         return run_worker_node(args, scheduler)
     served_name = args.served_model_name or args.model_path
-    # How long libgomp's idle threads spin before sleeping trades throughput against short-request latency on a
-    # small machine: on 2 cores, 100k iterations measured 0.5 ms faster on short requests than the default 300k
-    # (3% less throughput), and sleeping at once (PASSIVE) cost them 3 ms (docs/benchmarks.md).
-    # Children inherit it; a user's own setting wins.
-    if "OMP_WAIT_POLICY" not in os.environ:
-        os.environ.setdefault("GOMP_SPINCOUNT", "100000")
     ipc = IpcAddresses.create()
     children: list[BaseProcess] = []
     heartbeat = ReplicaHeartbeats(multiprocessing.get_context("spawn"), args.dp_size)

@@ -1,0 +1,155 @@
+"""Resident memory of the engine alone: batches of random shapes through `ModelRunner.embed`, RSS sampled per batch.
+
+Each batch holds 1 to --max-seqs random sequences of 1 to --max-len token ids, so nearly every batch
+has a shape not seen before, as under real traffic. The allocator is whatever the process runs with:
+preload one to compare (`LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`), or set glibc's
+`MALLOC_*` variables. Prints RSS at the checkpoints, the allocator in use, glibc's heap figures, live
+Python objects, and the engine's tokens/s. Exits 1 when --check is given and RSS at the last batch is
+more than --max-growth above RSS at the --plateau-from batch.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/memory_engine_loop.py --batches 2000 --dtype bfloat16 --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from engine.model_config import ModelConfig  # noqa: E402
+from engine.model_runner import ModelRunner  # noqa: E402
+from processes.allocator import allocator_in_use, resident_bytes, return_free_heap  # noqa: E402
+from server.launch.args import default_model_path  # noqa: E402
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )  # fmt: skip
+    ]
+
+
+def glibc_heap_mb() -> dict[str, float]:
+    """glibc's own view: bytes in its heaps (arena), in mmapped chunks, in use, and free but kept."""
+    libc = ctypes.CDLL(None)
+    if allocator_in_use() != "glibc" or not hasattr(libc, "mallinfo2"):
+        return {}
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return {
+        "heap": round(info.arena / 2**20, 1),
+        "mmapped": round(info.hblkhd / 2**20, 1),
+        "in_use": round(info.uordblks / 2**20, 1),
+        "free_kept": round(info.fordblks / 2**20, 1),
+    }
+
+
+def random_batch(rng: np.random.Generator, max_seqs: int, max_len: int, vocab: int) -> list[np.ndarray]:
+    lengths = rng.integers(1, max_len + 1, size=int(rng.integers(1, max_seqs + 1)))
+    return [rng.integers(1, vocab, size=int(n), dtype=np.int32) for n in lengths]
+
+
+def run_loop(args: argparse.Namespace) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = ModelConfig.load(args.model_path or default_model_path(), dtype=args.dtype)
+    runner = ModelRunner(config, args.device, pack_cpu_weights=not args.no_packed_linear)
+    runner.warmup()
+    if args.tracemalloc:
+        tracemalloc.start()
+    rng = np.random.default_rng(args.seed)
+    checkpoints = sorted({*args.checkpoints, args.plateau_from, args.batches})
+    timeline: dict[int, float] = {0: resident_bytes(os.getpid()) / 2**20}
+    python_objects: dict[int, int] = {}
+    cuda_reserved: dict[int, float] = {}  # the GPU's footprint: what torch's caching allocator holds
+    tokens, forward_s = 0, 0.0
+    for index in range(1, args.batches + 1):
+        sequences = random_batch(rng, args.max_seqs, args.max_len, config.vocab_size)
+        started = time.perf_counter()
+        runner.embed(sequences)
+        forward_s += time.perf_counter() - started
+        tokens += sum(len(s) for s in sequences)
+        if args.trim_every and index % args.trim_every == 0:
+            return_free_heap()
+        if index in checkpoints:
+            timeline[index] = resident_bytes(os.getpid()) / 2**20
+            python_objects[index] = len(gc.get_objects())
+            if runner.device.type == "cuda":
+                cuda_reserved[index] = round(torch.cuda.memory_reserved(runner.device) / 2**20, 1)
+            print(f"batch {index}: {timeline[index]:.0f} MB, {tokens / forward_s:.0f} tokens/s", file=sys.stderr)
+    plateau, last = timeline[args.plateau_from], timeline[args.batches]
+    report = {
+        "dtype": args.dtype,
+        "packed_linear": not args.no_packed_linear,
+        "allocator": allocator_in_use(),
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "ONEDNN_", "DNNL_", "LRU_"))},
+        "trim_every": args.trim_every,
+        "batches": args.batches,
+        "rss_mb": {str(k): round(v, 1) for k, v in sorted(timeline.items())},
+        "growth_after_plateau": round(last / plateau - 1, 4),
+        "python_objects": {str(k): v for k, v in python_objects.items()},
+        "glibc_heap_mb": glibc_heap_mb(),
+        "cuda_reserved_mb": {str(k): v for k, v in cuda_reserved.items()},
+        "engine_tokens_per_s": round(tokens / forward_s),
+    }
+    if args.tracemalloc:
+        report["tracemalloc_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 2)
+    return report
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=1000)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to watch the caching allocator's footprint")
+    parser.add_argument("--no-packed-linear", action="store_true", help="plain F.linear instead of oneDNN packing")
+    parser.add_argument("--max-seqs", type=int, default=64)
+    parser.add_argument("--max-len", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--model-path", default=None, help="default: the embedded all-MiniLM-L6-v2")
+    parser.add_argument("--checkpoints", type=int, nargs="*", default=[10, 50, 100, 200, 500, 1000, 1500, 2000])
+    parser.add_argument("--plateau-from", type=int, default=500, help="the batch whose RSS the end is compared to")
+    parser.add_argument("--trim-every", type=int, default=0, help="malloc_trim(0) after every N batches (0: never)")
+    parser.add_argument("--tracemalloc", action="store_true", help="also report memory Python itself allocated")
+    parser.add_argument("--check", action="store_true", help="exit 1 when RSS grew more than --max-growth")
+    parser.add_argument("--max-growth", type=float, default=0.10)
+    args = parser.parse_args(argv)
+    args.plateau_from = min(args.plateau_from, args.batches)
+    args.checkpoints = [c for c in args.checkpoints if c <= args.batches]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = run_loop(args)
+    print(json.dumps(report))
+    return 1 if args.check and report["growth_after_plateau"] > args.max_growth else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

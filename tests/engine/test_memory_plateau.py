@@ -1,0 +1,35 @@
+"""Batches of ever new shapes through ModelRunner.embed plateau in resident memory, in the scheduler's environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from server.launch.child_environment import prepare_child_environment
+from tests.support.launch import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+# Small batches keep the test short; nearly every one still has a token count not seen before, which is
+# what grew oneDNN's caches without bound. The full check (2,000 batches of up to 64 x 200 tokens) is a
+# documented run of the same script (docs/reliability.md).
+LOOP = ["--batches", "300", "--max-seqs", "8", "--plateau-from", "100", "--checkpoints", "100", "200", "--threads", "1"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("packed", [True, False], ids=["packed", "plain"])
+def test_engine_memory_plateaus_across_batch_shapes(dtype, packed):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    prepare_child_environment(env)  # what the launcher gives the scheduler
+    command = [sys.executable, "scripts/memory_engine_loop.py", *LOOP, "--dtype", dtype, "--check"]
+    if not packed:
+        command.append("--no-packed-linear")
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert done.returncode == 0, report  # --check: RSS at the end within 10% of RSS at batch 100
+    objects = report["python_objects"]
+    assert abs(objects["300"] - objects["100"]) < 100, objects  # nothing piles up in Python
