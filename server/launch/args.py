@@ -41,7 +41,7 @@ class ServerArgs:
     device: str = _opt("auto", "auto (cuda when available, else cpu), cpu or cuda")
     attention_backend: str = _opt(
         "auto",
-        "auto (flashinfer on CUDA when installed, else torch_native), flashinfer, torch_native (alias sdpa)",
+        "auto (flashinfer on CUDA when `import flashinfer` works, else torch_native), flashinfer, torch_native (alias sdpa)",
     )
     max_prefill_tokens: int | None = _opt(
         None, "token budget of one forward batch; default 16384 on GPU, 2048 on CPU (fastest there: docs/benchmarks.md)"
