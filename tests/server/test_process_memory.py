@@ -33,24 +33,31 @@ def test_metrics_report_each_process_resident_memory(preset_server):
     assert reported["scheduler"] > reported["result"] > 50 * 2**20
 
 
-def _sleep(seconds: float) -> None:
+def _sleep_when_started(started, seconds: float) -> None:
+    started.set()
     time.sleep(seconds)
 
 
 def test_children_are_named_by_role_and_a_vanished_process_is_skipped():
-    child = multiprocessing.get_context("spawn").Process(target=_sleep, args=(30,), name="embedserve-scheduler-tp1")
+    spawn = multiprocessing.get_context("spawn")
+    started = spawn.Event()
+    child = spawn.Process(target=_sleep_when_started, args=(started, 30), name="embedserve-scheduler-tp1")
     child.start()
+    # A spawned child grows while it imports; once it sleeps, its resident memory holds still.
+    assert started.wait(timeout=60)
     gone = subprocess.Popen(["true"])
     gone.wait()  # reaped: its pid no longer exists
     try:
         processes = frontend_and_children()
         assert processes["scheduler-tp1"] == child.pid and "frontend" in processes
+        before = psutil.Process(child.pid).memory_info().rss
         registry = CollectorRegistry()
         ProcessMemoryCollector(registry, processes=lambda: {**processes, "ended": gone.pid})
         families = list(text_string_to_metric_families(generate_latest(registry).decode()))
         roles = {sample.labels["process"]: sample.value for sample in families[0].samples}
         assert set(roles) == {"frontend", "scheduler-tp1"}, roles
-        assert abs(roles["scheduler-tp1"] - psutil.Process(child.pid).memory_info().rss) < 2**20  # it only sleeps
+        after = psutil.Process(child.pid).memory_info().rss
+        assert min(before, after) - 2**20 < roles["scheduler-tp1"] < max(before, after) + 2**20  # it only sleeps
     finally:
         child.kill()
         child.join()
