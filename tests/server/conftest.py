@@ -1,4 +1,4 @@
-"""Real servers, launched once per module, shared by the HTTP tests."""
+"""Real servers shared by the HTTP tests: the stateless ones once per session, the rest once per module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from tests.support.launch import PRESETS, RunningServer
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def default_server():
     """The quick start's server: no --model-path, so the embedded all-MiniLM-L6-v2."""
     server = RunningServer(["--is-embedding"])
@@ -17,7 +17,7 @@ def default_server():
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cls_matryoshka_server(bge_style_cls):
     overrides = json.dumps({"matryoshka_dimensions": [64, 128, 256]})
     server = RunningServer(
