@@ -29,7 +29,7 @@ from server.inputs.media_local import LocalMediaRoot
 from server.inputs.media_memory import image_memory_bound
 from server.inputs.prompts import QWEN2_VL_IMAGE_TOKEN, qwen2_vl_prompt
 from server.inputs.tokenizer_manager import TokenizedInputs, TokenizerManager
-from server.launch.args import ServerArgs, allowed_media_hosts
+from server.launch.args import ServerArgs
 
 logger = logging.getLogger(__name__)
 # Texts longer than this in all are tokenized in a thread rather than on the event loop.
@@ -62,7 +62,7 @@ class MultimodalProcessor:
             fetch=FetchPolicy(
                 timeout=args.media_fetch_timeout,
                 max_bytes=args.max_media_bytes,
-                allowed_hosts=allowed_media_hosts(args),
+                allowed_hosts=args.allowed_media_hosts(),
                 allow_private=args.allow_private_media_urls,
             ),
             max_bytes=args.max_media_bytes,
