@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.backend_names import BACKEND_NAMES
+from engine.model_config import check_dtype
 from server.launch.api_key import resolve_api_key
 from server.launch.topology import check_topology_args
 
@@ -35,6 +36,10 @@ def validate(args: ServerArgs) -> None:
     """Raises ServerArgsError naming the flag when a value cannot be used; resolves the API key's source."""
     if (args.max_prefill_tokens is not None and args.max_prefill_tokens < 1) or args.max_running_requests < 1:
         raise ServerArgsError("--max-prefill-tokens and --max-running-requests must be at least 1")
+    for name in ("context_length", "num_threads"):  # None: the model's length, torch's thread count
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ServerArgsError(f"{flag(name)} must be at least 1")
     if not 0 < args.port < 65536:
         raise ServerArgsError(f"--port {args.port} is not a valid port")
     if args.attention_backend not in BACKEND_NAMES:
@@ -56,6 +61,7 @@ def validate(args: ServerArgs) -> None:
         raise ServerArgsError("--allowed-media-domains names no host")
     args.model_overrides()  # fail at startup on bad JSON
     try:
+        check_dtype(args.dtype)
         check_topology_args(args.tp_size, args.dp_size, args.nnodes, args.node_rank, args.dist_init_addr)
         resolve_api_key(args)
     except ValueError as error:

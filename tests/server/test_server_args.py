@@ -145,6 +145,9 @@ def test_each_rule_across_flags(flags, message):
         (["--allowed-media-domains", " , ."], "--allowed-media-domains names no host"),
         (["--json-model-override-args", "[1]"], "--json-model-override-args must be a JSON object"),
         (["--tp-size", "0"], "--tp-size must be at least 1"),
+        (["--context-length", "0"], "--context-length must be at least 1"),
+        (["--num-threads", "-2"], "--num-threads must be at least 1"),
+        (["--dtype", "half"], "--dtype 'half' is not one of auto, float32, float16, bfloat16 .for SGLang's `half`"),
     ],
 )
 def test_each_value_rule(flags, message):
