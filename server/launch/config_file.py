@@ -12,7 +12,7 @@ from server.launch.args import ServerArgsError, typed_options
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """The file's options keyed by ServerArgs field name; keys may be spelled with dashes, as on the command line."""
+    """The file's options keyed by ServerArgs field name, typed; keys may be spelled with dashes, as on the command line."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -26,6 +26,8 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ServerArgsError(f"--config {path} must be a mapping of option names to values")
     values = {str(key).replace("-", "_"): value for key, value in data.items()}
+    if len(values) < len(data):
+        raise ServerArgsError(f"--config {path} names an option twice, with dashes and with underscores")
     overrides = values.get("json_model_override_args")
     if isinstance(overrides, dict):
         values["json_model_override_args"] = json.dumps(overrides)  # a YAML mapping reads better than JSON in YAML

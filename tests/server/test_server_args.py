@@ -90,6 +90,11 @@ def test_an_unknown_file_key_is_refused(tmp_path, key):
         parse_serve_args(["--config", config(tmp_path, f"{key}: 10\n")])
 
 
+def test_an_option_spelled_twice_in_a_file_is_refused(tmp_path):
+    with pytest.raises(ServerArgsError, match="names an option twice"):
+        parse_serve_args(["--config", config(tmp_path, "max-running-requests: 8\nmax_running_requests: 16\n")])
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
