@@ -116,11 +116,16 @@ class ModelConfig:
         )
 
 
-def resolve_dtype(dtype: str, device: str) -> str:
-    """`auto` is float32 on CPU (exact parity) and bfloat16 on GPU."""
-    if dtype == "auto":
-        return "bfloat16" if device.startswith("cuda") else "float32"
-    if dtype not in _DTYPES:
+def check_dtype(dtype: str) -> None:
+    """Raises ModelConfigError unless `dtype` is auto or a float type the engine runs."""
+    if dtype != "auto" and dtype not in _DTYPES:
         hint = " (for SGLang's `half`, say float16)" if dtype == "half" else ""
         raise ModelConfigError(f"--dtype {dtype!r} is not one of auto, {', '.join(_DTYPES)}{hint}")
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """`auto` is float32 on CPU (exact parity) and bfloat16 on GPU."""
+    check_dtype(dtype)
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
     return dtype

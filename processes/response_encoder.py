@@ -22,7 +22,7 @@ def finish_vectors(vectors: np.ndarray, dimensions: int | None, normalize: bool)
     return np.ascontiguousarray(vectors, dtype="<f4")
 
 
-def encode_embeddings_body(output: RequestOutput, model_name: str, normalize: bool) -> bytes:
+def encode_embeddings_body(output: RequestOutput, served_model_name: str, normalize: bool) -> bytes:
     assert output.embeddings is not None, "only a request that did not fail has vectors"
     vectors = finish_vectors(output.embeddings.to_numpy(), output.dimensions, normalize)
     if output.encoding_format == "base64":
@@ -33,7 +33,7 @@ def encode_embeddings_body(output: RequestOutput, model_name: str, normalize: bo
         {
             "object": "list",
             "data": [{"object": "embedding", "embedding": e, "index": i} for i, e in enumerate(encoded)],
-            "model": model_name,
+            "model": served_model_name,
             "usage": {"prompt_tokens": output.prompt_tokens, "total_tokens": output.prompt_tokens},
         }
     )

@@ -16,7 +16,9 @@ from processes.response_encoder import encode_embeddings_body, encode_error_body
 logger = logging.getLogger(__name__)
 
 
-def run_result_process(ipc: IpcAddresses, model_name: str, normalize: bool, log_level: str, ready: Connection) -> None:
+def run_result_process(
+    ipc: IpcAddresses, served_model_name: str, normalize: bool, log_level: str, ready: Connection
+) -> None:
     init_child_process("result", log_level)
     try:
         context = zmq.Context()
@@ -33,7 +35,7 @@ def run_result_process(ipc: IpcAddresses, model_name: str, normalize: bool, log_
             if output.error is not None:
                 body = encode_error_body(output.error, output.status)
             else:
-                body = encode_embeddings_body(output, model_name, normalize)
+                body = encode_embeddings_body(output, served_model_name, normalize)
             outbox.send(
                 EmbedResponse(output.rid, output.status, body, output.queue_time, output.inference_time, batches)
             )

@@ -18,9 +18,9 @@ RETRY_AFTER_SECONDS = 1
 class Admission:
     """Counts admitted requests and the tokens they reserve; `admit()` hands out a ticket or refuses."""
 
-    def __init__(self, max_requests: int, max_tokens: int):
-        self.max_requests = max_requests
-        self.max_tokens = max_tokens
+    def __init__(self, max_queued_requests: int, max_queued_tokens: int):
+        self.max_queued_requests = max_queued_requests
+        self.max_queued_tokens = max_queued_tokens
         self.num_requests = 0
         self.num_tokens = 0
         self.closed_reason: str | None = None  # set when the server stops accepting (shutdown)
@@ -28,13 +28,13 @@ class Admission:
 
     @property
     def is_full(self) -> bool:
-        return self.num_requests >= self.max_requests or self.num_tokens >= self.max_tokens
+        return self.num_requests >= self.max_queued_requests or self.num_tokens >= self.max_queued_tokens
 
     def admit(self) -> Ticket:
         if self.closed_reason is not None:
             raise APIError(self.closed_reason, status=503, headers={"Connection": "close"})
-        if self.num_requests >= self.max_requests:
-            raise overloaded(f"the server is at its limit of {self.max_requests} queued requests")
+        if self.num_requests >= self.max_queued_requests:
+            raise overloaded(f"the server is at its limit of {self.max_queued_requests} queued requests")
         self.num_requests += 1
         if self._idle is not None:
             self._idle.clear()
@@ -73,15 +73,15 @@ class Ticket:
     def reserve(self, tokens: int) -> None:
         admission = self._admission
         growth = tokens - self.tokens
-        if growth > 0 and admission.num_tokens + growth > admission.max_tokens:
-            if tokens > admission.max_tokens:  # could never fit, so retrying cannot help
+        if growth > 0 and admission.num_tokens + growth > admission.max_queued_tokens:
+            if tokens > admission.max_queued_tokens:  # could never fit, so retrying cannot help
                 raise APIError(
                     f"the request needs {tokens} tokens of queue space, more than the server's "
-                    f"--max-queued-tokens of {admission.max_tokens}; split it into smaller requests",
+                    f"--max-queued-tokens of {admission.max_queued_tokens}; split it into smaller requests",
                     status=413,
                     param="input",
                 )
-            raise overloaded(f"the server is at its limit of {admission.max_tokens} queued tokens")
+            raise overloaded(f"the server is at its limit of {admission.max_queued_tokens} queued tokens")
         admission.num_tokens += growth
         self.tokens = tokens
 
@@ -106,29 +106,30 @@ class ClientDisconnected(Exception):
     """The client closed its connection before we answered; nobody is left to read a response."""
 
 
-def _too_large(size_text: str, max_bytes: int) -> APIError:
+def _too_large(size_text: str, max_request_bytes: int) -> APIError:
     return APIError(
-        f"request body is {size_text} bytes, more than the limit of {max_bytes} (--max-request-bytes)", status=413
+        f"request body is {size_text} bytes, more than the limit of {max_request_bytes} (--max-request-bytes)",
+        status=413,
     )
 
 
-async def read_body(request: Request, max_bytes: int, ticket: Ticket) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to exceed `max_bytes`.
+async def read_body(request: Request, max_request_bytes: int, ticket: Ticket) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed `max_request_bytes`.
 
     The body's size is reserved in the token budget while it is read (a body is never smaller than
     its token count by much), so a burst of large bodies is bounded before anything is decoded.
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit():
-        if int(declared) > max_bytes:
-            raise _too_large(declared, max_bytes)
+        if int(declared) > max_request_bytes:
+            raise _too_large(declared, max_request_bytes)
         ticket.reserve(int(declared))
     body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
-            if len(body) > max_bytes:
-                raise _too_large(f"over {max_bytes}", max_bytes)
+            if len(body) > max_request_bytes:
+                raise _too_large(f"over {max_request_bytes}", max_request_bytes)
             if len(body) > ticket.tokens:
                 ticket.reserve(len(body))
     except ClientDisconnect:
@@ -136,17 +137,17 @@ async def read_body(request: Request, max_bytes: int, ticket: Ticket) -> bytes:
     return bytes(body)
 
 
-def check_input_sizes(items: list, max_inputs: int, max_chars: int) -> None:
+def check_input_sizes(items: list, max_inputs_per_request: int, max_input_chars: int) -> None:
     """--max-inputs-per-request over the items, --max-input-chars over each text (a multimodal item's too)."""
-    if len(items) > max_inputs:
+    if len(items) > max_inputs_per_request:
         raise APIError(
-            f"input has {len(items)} items, more than the limit of {max_inputs} (--max-inputs-per-request)",
+            f"input has {len(items)} items, more than the limit of {max_inputs_per_request} (--max-inputs-per-request)",
             param="input",
         )
     for index, item in enumerate(items):
         text = item.text if isinstance(item, MultimodalItem) else item
-        if isinstance(text, str) and len(text) > max_chars:
+        if isinstance(text, str) and len(text) > max_input_chars:
             raise APIError(
-                f"input[{index}] has {len(text)} characters, more than the limit of {max_chars} (--max-input-chars)",
+                f"input[{index}] has {len(text)} characters, more than the limit of {max_input_chars} (--max-input-chars)",
                 param="input",
             )

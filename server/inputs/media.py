@@ -28,19 +28,19 @@ _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
 @dataclass(frozen=True)
 class MediaLimits:
     fetch: FetchPolicy
-    max_bytes: int  # encoded size: a URL's body, a file, a decoded base64 payload
-    max_pixels: int  # width x height of the decoded image, and of the processor's resized image
+    max_media_bytes: int  # encoded size: a URL's body, a file, a decoded base64 payload
+    max_image_pixels: int  # width x height of the decoded image, and of the processor's resized image
     local_root: LocalMediaRoot | None  # local paths are refused when None
 
     @property
     def max_source_chars(self) -> int:
-        return max_source_chars(self.max_bytes)
+        return max_source_chars(self.max_media_bytes)
 
 
-def max_source_chars(max_bytes: int) -> int:
-    """The longest image string worth reading: `max_bytes` in base64 with a line break every 76 characters
+def max_source_chars(max_media_bytes: int) -> int:
+    """The longest image string worth reading: `max_media_bytes` in base64 with a line break every 76 characters
     (MIME style), plus room for a data URI's header and surrounding whitespace."""
-    encoded = 4 * ((max_bytes + 2) // 3)
+    encoded = 4 * ((max_media_bytes + 2) // 3)
     return encoded + 2 * (encoded // 76 + 1) + 1024
 
 
@@ -59,7 +59,7 @@ def classify_source(source: str, limits: MediaLimits) -> ImageSource:
     if len(source) > limits.max_source_chars:
         raise MediaError(
             f"image string has {len(source)} characters, more than the {limits.max_source_chars} that "
-            f"--max-media-bytes ({limits.max_bytes}) allows"
+            f"--max-media-bytes ({limits.max_media_bytes}) allows"
         )
     stripped = source.strip()
     head = stripped[:40].lower()
@@ -74,30 +74,30 @@ def classify_source(source: str, limits: MediaLimits) -> ImageSource:
 def load_inline(text: str, limits: MediaLimits) -> bytes:
     """The encoded image in a data URI, base64 text or a local file. Blocking: run it in a worker thread."""
     if text[:5].lower() == "data:":
-        return _decode_data_uri(text, limits.max_bytes)
+        return _decode_data_uri(text, limits.max_media_bytes)
     if text[:7].lower() == "file://" or "." in text or "\\" in text:
-        return read_local_image(text, limits.local_root, limits.max_bytes)
+        return read_local_image(text, limits.local_root, limits.max_media_bytes)
     compact = "".join(text.split())  # base64 may be wrapped in lines
     if not _BASE64_ALPHABET.issuperset(compact):
-        return read_local_image(text, limits.local_root, limits.max_bytes)
+        return read_local_image(text, limits.local_root, limits.max_media_bytes)
     try:
-        return _decode_base64(compact, limits.max_bytes)
+        return _decode_base64(compact, limits.max_media_bytes)
     except MediaError:
         if text.startswith("/") and len(text) <= MAX_PATH_CHARS:  # a path without a dot: /data/images/cat
-            return read_local_image(text, limits.local_root, limits.max_bytes)
+            return read_local_image(text, limits.local_root, limits.max_media_bytes)
         raise
 
 
-def _decode_base64(compact: str, max_bytes: int) -> bytes:
-    if len(compact) * 3 // 4 > max_bytes + 3:
-        raise MediaError(f"base64 image is larger than the limit of {max_bytes} bytes (--max-media-bytes)")
+def _decode_base64(compact: str, max_media_bytes: int) -> bytes:
+    if len(compact) * 3 // 4 > max_media_bytes + 3:
+        raise MediaError(f"base64 image is larger than the limit of {max_media_bytes} bytes (--max-media-bytes)")
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise MediaError("image is neither a URL, a data URI, a local path, nor valid base64") from None
 
 
-def _decode_data_uri(uri: str, max_bytes: int) -> bytes:
+def _decode_data_uri(uri: str, max_media_bytes: int) -> bytes:
     header, comma, data = uri.partition(",")
     mime, *params = header[5:].split(";")
     if not comma or "base64" not in (p.strip().lower() for p in params):
@@ -105,25 +105,25 @@ def _decode_data_uri(uri: str, max_bytes: int) -> bytes:
     mime = mime.strip().lower()
     if mime and not mime.startswith("image/"):
         raise MediaError(f"data URI has media type {mime[:40]!r}, not an image")
-    return _decode_base64("".join(data.split()), max_bytes)
+    return _decode_base64("".join(data.split()), max_media_bytes)
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Encoded bytes -> a PIL image whose header only has been read; over `max_pixels` is refused here."""
+def open_image(data: bytes, max_image_pixels: int) -> Image.Image:
+    """Encoded bytes -> a PIL image whose header only has been read; over `max_image_pixels` is refused here."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise MediaError(f"image has more than the limit of {max_pixels} pixels (--max-image-pixels)") from None
+        raise MediaError(f"image has more than the limit of {max_image_pixels} pixels (--max-image-pixels)") from None
     except Exception:  # PIL raises a variety of errors for data it cannot identify
         raise MediaError(f"data is not a readable image (supported: {', '.join(IMAGE_FORMATS).lower()})") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise MediaError("image has no pixels")
-    if width * height > max_pixels:
+    if width * height > max_image_pixels:
         raise MediaError(
-            f"image is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels} "
+            f"image is {width}x{height} = {width * height} pixels, more than the limit of {max_image_pixels} "
             "(--max-image-pixels)"
         )
     return image

@@ -29,10 +29,10 @@ _PRINTABLE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    timeout: float  # seconds for the whole fetch: DNS, every redirect, headers and body
-    max_bytes: int
-    allowed_hosts: frozenset[str] | None  # None: any host
-    allow_private: bool  # let URLs reach loopback, private and other non-public addresses
+    media_fetch_timeout: float  # seconds for the whole fetch: DNS, every redirect, headers and body
+    max_media_bytes: int
+    allowed_media_hosts: frozenset[str] | None  # None: any host
+    allow_private_media_urls: bool  # let URLs reach loopback, private and other non-public addresses
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,10 @@ def parse_image_url(url: str) -> ImageURL:
 async def fetch_image(client: httpx.AsyncClient, url: ImageURL, policy: FetchPolicy) -> bytes:
     """The body of `url` after at most MAX_REDIRECTS checked redirects, within the policy's time and bytes."""
     try:
-        return await asyncio.wait_for(_follow(client, url, policy), timeout=policy.timeout)
+        return await asyncio.wait_for(_follow(client, url, policy), timeout=policy.media_fetch_timeout)
     except asyncio.TimeoutError:
         raise MediaError(
-            f"{_UNUSABLE}: fetching it took longer than {policy.timeout:g}s (--media-fetch-timeout)"
+            f"{_UNUSABLE}: fetching it took longer than {policy.media_fetch_timeout:g}s (--media-fetch-timeout)"
         ) from None
 
 
@@ -97,7 +97,7 @@ async def _follow(client: httpx.AsyncClient, url: ImageURL, policy: FetchPolicy)
         try:
             location = response.headers.get("location") if response.status_code in _REDIRECTS else None
             if location is None:
-                return await _read_body(response, policy.max_bytes)
+                return await _read_body(response, policy.max_media_bytes)
         finally:
             await response.aclose()
         try:
@@ -109,7 +109,7 @@ async def _follow(client: httpx.AsyncClient, url: ImageURL, policy: FetchPolicy)
 
 async def checked_address(url: ImageURL, policy: FetchPolicy) -> str:
     """The address to connect to for `url`'s host, after the domain and address checks."""
-    if policy.allowed_hosts is not None and url.host not in policy.allowed_hosts:
+    if policy.allowed_media_hosts is not None and url.host not in policy.allowed_media_hosts:
         raise MediaError(f"{_UNUSABLE}: host {url.host!r} is not in --allowed-media-domains")
     try:
         answers = await asyncio.get_running_loop().getaddrinfo(
@@ -120,7 +120,7 @@ async def checked_address(url: ImageURL, policy: FetchPolicy) -> str:
     addresses = [parse_address(str(answer[4][0])) for answer in answers]
     if not addresses or any(a is None for a in addresses):
         raise MediaError(f"{_UNUSABLE}: its host does not resolve")
-    if not policy.allow_private:
+    if not policy.allow_private_media_urls:
         # every answer must be public: a host that also resolves to an internal address is refused
         for address in addresses:
             if non_public_reason(address) is not None:  # type: ignore[arg-type]
@@ -138,7 +138,7 @@ def _request(url: ImageURL, address: str) -> httpx.Request:
     return httpx.Request("GET", pinned, headers=headers, extensions=extensions)
 
 
-async def _read_body(response: httpx.Response, max_bytes: int) -> bytes:
+async def _read_body(response: httpx.Response, max_media_bytes: int) -> bytes:
     if response.status_code != 200:
         raise MediaError(f"{_UNUSABLE}: no image could be fetched from it")
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
@@ -149,15 +149,17 @@ async def _read_body(response: httpx.Response, max_bytes: int) -> bytes:
     if kind and not kind.startswith(_IMAGE_TYPES):
         raise MediaError(f"{_UNUSABLE}: no image could be fetched from it")
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise MediaError(f"{_UNUSABLE}: the image is larger than the limit of {max_bytes} bytes (--max-media-bytes)")
+    if declared.isdigit() and int(declared) > max_media_bytes:
+        raise MediaError(
+            f"{_UNUSABLE}: the image is larger than the limit of {max_media_bytes} bytes (--max-media-bytes)"
+        )
     body = bytearray()
     try:
         async for chunk in response.aiter_raw():  # raw: nothing is decompressed
             body += chunk
-            if len(body) > max_bytes:  # a missing or lying content-length stops here
+            if len(body) > max_media_bytes:  # a missing or lying content-length stops here
                 raise MediaError(
-                    f"{_UNUSABLE}: the image is larger than the limit of {max_bytes} bytes (--max-media-bytes)"
+                    f"{_UNUSABLE}: the image is larger than the limit of {max_media_bytes} bytes (--max-media-bytes)"
                 )
     except httpx.HTTPError:
         raise MediaError(f"{_UNUSABLE}: no image could be fetched from it") from None
@@ -169,13 +171,13 @@ def _display(url: ImageURL) -> str:
     return f"{url.scheme}://{host}:{url.port}{url.target}"
 
 
-def new_fetch_client(timeout: float) -> httpx.AsyncClient:
+def new_fetch_client(media_fetch_timeout: float) -> httpx.AsyncClient:
     """One client for all fetches: no proxies from the environment (they would bypass the pinned address),
     no redirects (followed above), no kept-alive connections (a TLS connection checked for one host name
     must not serve another host on the same address)."""
     return httpx.AsyncClient(
         trust_env=False,
         follow_redirects=False,
-        timeout=httpx.Timeout(timeout),
+        timeout=httpx.Timeout(media_fetch_timeout),
         limits=httpx.Limits(max_keepalive_connections=0),
     )

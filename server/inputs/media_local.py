@@ -33,7 +33,7 @@ class LocalMediaRoot:
         return cls(os.path.abspath(path), os.path.realpath(path))
 
 
-def read_local_image(path: str, root: LocalMediaRoot | None, max_bytes: int) -> bytes:
+def read_local_image(path: str, root: LocalMediaRoot | None, max_media_bytes: int) -> bytes:
     if root is None:
         raise MediaError("local image paths are disabled; start the server with --allowed-local-media-path DIR")
     components = _components_under(_strip_file_scheme(path), root)
@@ -52,7 +52,7 @@ def read_local_image(path: str, root: LocalMediaRoot | None, max_bytes: int) -> 
     finally:
         os.close(directory)
     try:
-        return _read_regular_file(fd, max_bytes)
+        return _read_regular_file(fd, max_media_bytes)
     finally:
         os.close(fd)
 
@@ -98,23 +98,23 @@ def _open_error(error: OSError) -> MediaError:
     return MediaError("local path cannot be read")
 
 
-def _read_regular_file(fd: int, max_bytes: int) -> bytes:
+def _read_regular_file(fd: int, max_media_bytes: int) -> bytes:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise MediaError("local path is not a regular file")
-    if info.st_size > max_bytes:
-        raise MediaError(f"local file is larger than the limit of {max_bytes} bytes (--max-media-bytes)")
+    if info.st_size > max_media_bytes:
+        raise MediaError(f"local file is larger than the limit of {max_media_bytes} bytes (--max-media-bytes)")
     # st_size can understate (files that grow, /proc-like files): the read itself is bounded too
     chunks: list[bytes] = []
     total = 0
     while True:
         try:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            chunk = os.read(fd, min(1 << 20, max_media_bytes + 1 - total))
         except OSError:
             raise MediaError("local path cannot be read") from None
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
         total += len(chunk)
-        if total > max_bytes:
-            raise MediaError(f"local file is larger than the limit of {max_bytes} bytes (--max-media-bytes)")
+        if total > max_media_bytes:
+            raise MediaError(f"local file is larger than the limit of {max_media_bytes} bytes (--max-media-bytes)")

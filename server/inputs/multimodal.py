@@ -29,7 +29,7 @@ from server.inputs.media_local import LocalMediaRoot
 from server.inputs.media_memory import image_memory_bound
 from server.inputs.prompts import QWEN2_VL_IMAGE_TOKEN, qwen2_vl_prompt
 from server.inputs.tokenizer_manager import TokenizedInputs, TokenizerManager
-from server.launch.args import ServerArgs, allowed_media_hosts
+from server.launch.args import ServerArgs
 
 logger = logging.getLogger(__name__)
 # Texts longer than this in all are tokenized in a thread rather than on the event loop.
@@ -60,17 +60,17 @@ class MultimodalProcessor:
         allowed = args.allowed_local_media_path
         self.limits = MediaLimits(
             fetch=FetchPolicy(
-                timeout=args.media_fetch_timeout,
-                max_bytes=args.max_media_bytes,
-                allowed_hosts=allowed_media_hosts(args),
-                allow_private=args.allow_private_media_urls,
+                media_fetch_timeout=args.media_fetch_timeout,
+                max_media_bytes=args.max_media_bytes,
+                allowed_media_hosts=args.allowed_media_hosts(),
+                allow_private_media_urls=args.allow_private_media_urls,
             ),
-            max_bytes=args.max_media_bytes,
-            max_pixels=args.max_image_pixels,
+            max_media_bytes=args.max_media_bytes,
+            max_image_pixels=args.max_image_pixels,
             local_root=LocalMediaRoot.from_flag(allowed) if allowed else None,
         )
-        self.max_images = args.max_images_per_request
-        self.loads_per_request = args.max_media_loads_per_request
+        self.max_images_per_request = args.max_images_per_request
+        self.max_media_loads_per_request = args.max_media_loads_per_request
         self.server_loads = asyncio.Semaphore(args.max_concurrent_media_loads)
         self.fetch_client = new_fetch_client(args.media_fetch_timeout)
         self.pool = ThreadPoolExecutor(max_workers=args.media_workers, thread_name_prefix="media")
@@ -119,9 +119,9 @@ class MultimodalProcessor:
 
     def _classify_images(self, items: list) -> dict[int, ImageSource]:
         indexed = [(i, item.image) for i, item in enumerate(items) if _image_of(item) is not None]
-        if len(indexed) > self.max_images:
+        if len(indexed) > self.max_images_per_request:
             raise APIError(
-                f"input has {len(indexed)} images, more than the limit of {self.max_images} (--max-images-per-request)",
+                f"input has {len(indexed)} images, more than the limit of {self.max_images_per_request} (--max-images-per-request)",
                 param="input",
             )
         sources = {}
@@ -133,7 +133,7 @@ class MultimodalProcessor:
         return sources
 
     async def _load_all(self, sources: dict[int, ImageSource], image_sized) -> dict[int, _Prepared]:
-        request_loads = asyncio.Semaphore(self.loads_per_request)
+        request_loads = asyncio.Semaphore(self.max_media_loads_per_request)
         tasks = {
             index: asyncio.ensure_future(self._load(index, source, request_loads, image_sized))
             for index, source in sources.items()
@@ -169,12 +169,12 @@ class MultimodalProcessor:
             raise _item_error(index, error) from None
 
     def _open(self, data: bytes):
-        image = open_image(data, self.limits.max_pixels)
+        image = open_image(data, self.limits.max_image_pixels)
         plan = self.geometry.plan(*image.size)
-        if plan.resized_pixels > self.limits.max_pixels:
+        if plan.resized_pixels > self.limits.max_image_pixels:
             raise MediaError(
                 f"image is {image.size[0]}x{image.size[1]}, which the model's preprocessing would resize to "
-                f"{plan.resized_pixels} pixels, more than the limit of {self.limits.max_pixels} (--max-image-pixels)"
+                f"{plan.resized_pixels} pixels, more than the limit of {self.limits.max_image_pixels} (--max-image-pixels)"
             )
         return image, plan
 

@@ -22,12 +22,10 @@ _MAX_KEY_FILE_BYTES = 4096  # a key, not a document: refuse to read anything big
 
 
 def resolve_api_key(args: ServerArgs) -> None:
-    """Set `args.api_key` from whichever source gives it; errors name the source, never the key."""
-    from server.launch.args import ServerArgsError
-
+    """Set `args.api_key` from whichever source gives it; ValueErrors name the source, never the key."""
     if args.api_key_file is not None:
         if args.api_key is not None:
-            raise ServerArgsError("give --api-key or --api-key-file, not both")
+            raise ValueError("give --api-key or --api-key-file, not both")
         args.api_key = _read_key_file(args.api_key_file)
         source = f"--api-key-file {args.api_key_file}"
     elif args.api_key is not None:
@@ -39,24 +37,22 @@ def resolve_api_key(args: ServerArgs) -> None:
         return
     # The key travels in an HTTP header: a space, a control character or non-ASCII could never match.
     if not args.api_key or not all("!" <= c <= "~" for c in args.api_key):
-        raise ServerArgsError(f"the API key from {source} must be non-empty printable ASCII without spaces")
+        raise ValueError(f"the API key from {source} must be non-empty printable ASCII without spaces")
 
 
 def _read_key_file(path: str) -> str:
-    from server.launch.args import ServerArgsError
-
     try:
         with Path(path).open("rb") as file:
             data = file.read(_MAX_KEY_FILE_BYTES + 1)
     except OSError as error:
-        raise ServerArgsError(f"--api-key-file {path}: {error.strerror or type(error).__name__}") from None
+        raise ValueError(f"--api-key-file {path}: {error.strerror or type(error).__name__}") from None
     if len(data) > _MAX_KEY_FILE_BYTES:
-        raise ServerArgsError(f"--api-key-file {path} is larger than {_MAX_KEY_FILE_BYTES} bytes: not a key")
+        raise ValueError(f"--api-key-file {path} is larger than {_MAX_KEY_FILE_BYTES} bytes: not a key")
     try:
         # one line, as `echo KEY > file` or a secret mount writes it
         return data.decode("ascii").strip()
     except UnicodeDecodeError:
-        raise ServerArgsError(f"--api-key-file {path} is not ASCII text") from None
+        raise ValueError(f"--api-key-file {path} is not ASCII text") from None
 
 
 def public_options(args: ServerArgs) -> dict[str, Any]:

@@ -1,25 +1,23 @@
-"""ServerArgs: every option declared once, with its help text; the argparse parser is generated from it."""
+"""ServerArgs: every option declared once, with its help text; raw values from flags and YAML typed by msgspec."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import functools
 import json
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, get_type_hints
 
-from engine.backend_names import BACKEND_NAMES
-from server.launch.api_key import resolve_api_key
-from server.launch.topology import check_topology_args
+import msgspec
+
+from server.launch.arg_rules import ServerArgsError, flag, validate
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
-
-
-class ServerArgsError(ValueError):
-    """A flag has a value we cannot use; the message names the flag."""
 
 
 @dataclass
@@ -73,8 +71,7 @@ class ServerArgs:
         "largest decoded image accepted, in pixels (width x height), and largest image the model's preprocessing may resize to",
     )
     media_workers: int = _opt(4, "threads that decode and preprocess images, off the event loop")
-    # image URLs, local files and image admission (docs/security.md, "Images and URLs"); one block, checked
-    # by check_media_args below
+    # image URLs, local files and image admission (docs/security.md, "Images and URLs")
     allowed_media_domains: str | None = _opt(
         None, "comma-separated hosts image URLs may name (exact names, each redirect too); default: any host"
     )
@@ -120,23 +117,7 @@ class ServerArgs:
     )
 
     def __post_init__(self) -> None:
-        if (self.max_prefill_tokens is not None and self.max_prefill_tokens < 1) or self.max_running_requests < 1:
-            raise ServerArgsError("--max-prefill-tokens and --max-running-requests must be at least 1")
-        if not 0 < self.port < 65536:
-            raise ServerArgsError(f"--port {self.port} is not a valid port")
-        if self.attention_backend not in BACKEND_NAMES:
-            raise ServerArgsError(
-                f"--attention-backend {self.attention_backend!r} is not one of {', '.join(BACKEND_NAMES)}"
-            )
-        if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
-            raise ServerArgsError(f"--log-level {self.log_level!r} is not a log level")
-        check_media_args(self)
-        self.model_overrides()  # fail at startup on bad JSON
-        check_reliability_args(self)
-        try:
-            check_topology_args(self.tp_size, self.dp_size, self.nnodes, self.node_rank, self.dist_init_addr)
-        except ValueError as error:
-            raise ServerArgsError(str(error)) from None
+        validate(self)
 
     def model_overrides(self) -> dict[str, Any]:
         try:
@@ -153,6 +134,13 @@ class ServerArgs:
             return self.max_prefill_tokens
         return 16384 if device.startswith("cuda") else 2048
 
+    def allowed_media_hosts(self) -> frozenset[str] | None:
+        """The hosts of --allowed-media-domains, lower case, without brackets or trailing dots; None: any host."""
+        if self.allowed_media_domains is None:
+            return None
+        names = (name.strip().strip("[]").rstrip(".").lower() for name in self.allowed_media_domains.split(","))
+        return frozenset(name for name in names if name)
+
     def resolved_device(self) -> str:
         if self.device != "auto":
             return self.device
@@ -160,54 +148,42 @@ class ServerArgs:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    @staticmethod
-    def add_cli_args(parser: argparse.ArgumentParser) -> None:
-        for f in dataclasses.fields(ServerArgs):
-            flag = "--" + f.name.replace("_", "-")
-            help_text = f.metadata["help"]
-            if f.type in ("bool", bool):
-                # --flag / --no-flag, so a command line can switch off what a --config file switched on
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-                continue
-            kind = {"int": int, "int | None": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(flag, type=kind, default=f.default, help=f"{help_text} (default: {f.default})")
 
-    @classmethod
-    def from_cli_args(cls, namespace: argparse.Namespace) -> ServerArgs:
-        return cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)})
+@functools.cache
+def _options_type() -> Any:
+    """A TypedDict of every ServerArgs field with its declared type, none required: msgspec's target."""
+    return TypedDict("ServerOptions", get_type_hints(ServerArgs), total=False)  # type: ignore[operator]
 
 
-def check_reliability_args(args: ServerArgs) -> None:
-    positive = ("max_queued_requests", "max_queued_tokens", "max_request_bytes", "max_inputs_per_request",
-                "max_input_chars", "engine_stall_timeout")  # fmt: skip
-    for name in positive:
-        if getattr(args, name) <= 0:
-            raise ServerArgsError(f"--{name.replace('_', '-')} must be positive")
-    if args.shutdown_timeout < 0:
-        raise ServerArgsError("--shutdown-timeout must not be negative")
-    if args.max_request_bytes > args.max_queued_tokens:
-        # a body reserves its size in the token budget until tokenized; a larger one could never be admitted
-        raise ServerArgsError("--max-request-bytes must not exceed --max-queued-tokens")
-    resolve_api_key(args)
+_TYPE_ERROR = re.compile(r"Expected `(?P<wanted>[^`]+)`, got `[^`]+` - at `\$\.(?P<name>\w+)`")
 
 
-# image URLs, local files and image admission (docs/security.md, "Images and URLs")
-def check_media_args(args: ServerArgs) -> None:
-    positive = ("media_fetch_timeout", "max_media_bytes", "max_image_pixels", "media_workers",
-                "max_images_per_request", "max_media_loads_per_request", "max_concurrent_media_loads")  # fmt: skip
-    for name in positive:
-        if getattr(args, name) <= 0:
-            raise ServerArgsError(f"--{name.replace('_', '-')} must be positive")
-    if args.allowed_media_domains is not None and not allowed_media_hosts(args):
-        raise ServerArgsError("--allowed-media-domains names no host")
+def typed_options(raw: Mapping[str, Any], config_path: str | None = None) -> dict[str, Any]:
+    """`raw` (ServerArgs field names to values) as the fields' types, holding only the options it names.
 
-
-def allowed_media_hosts(args: ServerArgs) -> frozenset[str] | None:
-    """The hosts of --allowed-media-domains, lower case, without brackets or trailing dots; None: any host."""
-    if args.allowed_media_domains is None:
-        return None
-    names = (name.strip().strip("[]").rstrip(".").lower() for name in args.allowed_media_domains.split(","))
-    return frozenset(name for name in names if name)
+    From the command line (config_path None) values are strings that msgspec parses ("8" becomes 8); from a
+    --config file, YAML has typed them already and a value of another type is an error, not a guess.
+    """
+    where = f"--config {config_path}: " if config_path is not None else ""
+    fields = {f.name: f for f in dataclasses.fields(ServerArgs) if config_path is None or f.name != "config"}
+    for key in raw:
+        if key not in fields:
+            raise ServerArgsError(f"{where}unknown option {key!r}; options are the flag names")
+    try:
+        return msgspec.convert(raw, type=_options_type(), strict=config_path is not None)
+    except msgspec.ValidationError as error:
+        match = _TYPE_ERROR.fullmatch(str(error))
+        if match is None:
+            raise ServerArgsError(f"{where}{error}") from None
+        name, wanted = match["name"], match["wanted"].removesuffix(" | null")
+        value = raw[name]
+        secret = fields[name].metadata.get("secret")  # its value stays out of the message, which ends up in logs
+        if config_path is None:  # a command-line value is always a string
+            raise ServerArgsError(f"{flag(name)} must be {wanted}" + ("" if secret else f", not {value!r}")) from None
+        if value is None:
+            raise ServerArgsError(f"{where}{name} cannot be empty") from None
+        got = type(value).__name__ + ("" if secret else f" {value!r}")
+        raise ServerArgsError(f"{where}{name} must be {wanted}, not {got}") from None
 
 
 def default_model_path() -> str:

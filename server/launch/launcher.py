@@ -76,12 +76,12 @@ def launch_server(args: ServerArgs) -> int:
     logger.info("child processes preload malloc: %s", prepare_child_environment())
     if args.node_rank > 0:
         return run_worker_node(args, scheduler)
-    served_name = args.served_model_name or args.model_path
+    served_model_name = args.served_model_name or args.model_path
     ipc = IpcAddresses.create()
     children: list[BaseProcess] = []
     heartbeat = ReplicaHeartbeats(multiprocessing.get_context("spawn"), args.dp_size)
     try:
-        children = _start_children(args, scheduler, served_name, ipc, heartbeat)
+        children = _start_children(args, scheduler, served_model_name, ipc, heartbeat)
         tokenizer = TokenizerManager(model_config, args.trust_remote_code, args.allow_auto_truncate)
         multimodal = None
         if model_config.spec.multimodal is not None:
@@ -93,11 +93,11 @@ def launch_server(args: ServerArgs) -> int:
                 logger.error("cannot serve %s: %s", args.model_path, error)
                 return 2
         engine_info = wait_until_ready(children)
-        logger.info(startup_summary(args, model_config, served_name, engine_info))
+        logger.info(startup_summary(args, model_config, served_model_name, engine_info))
         state = FrontendState(
             args,
             model_config,
-            served_name,
+            served_model_name,
             tokenizer,
             EngineClient(ipc, args.dp_size),
             engine_info=engine_info,
@@ -114,14 +114,18 @@ def launch_server(args: ServerArgs) -> int:
 
 
 def _start_children(
-    args: ServerArgs, scheduler: SchedulerConfig, served_name: str, ipc: IpcAddresses, heartbeats: ReplicaHeartbeats
+    args: ServerArgs,
+    scheduler: SchedulerConfig,
+    served_model_name: str,
+    ipc: IpcAddresses,
+    heartbeats: ReplicaHeartbeats,
 ) -> list[BaseProcess]:
     """The result process, then this node's scheduler ranks (one per rank of every replica)."""
     ctx = multiprocessing.get_context("spawn")
     result_ready, result_ready_w = ctx.Pipe(duplex=False)
     result = ctx.Process(
         target=run_result_process,
-        args=(ipc, served_name, scheduler.model.normalize, args.log_level, result_ready_w),
+        args=(ipc, served_model_name, scheduler.model.normalize, args.log_level, result_ready_w),
         name="embedserve-result",
     )
     result.start()

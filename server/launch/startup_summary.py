@@ -12,9 +12,9 @@ def matryoshka_label(config: ModelConfig) -> str:
     return f"any<={config.embedding_dim}" if config.is_matryoshka else "no"
 
 
-def startup_summary(args: ServerArgs, config: ModelConfig, served_name: str, engine_info: dict) -> str:
+def startup_summary(args: ServerArgs, config: ModelConfig, served_model_name: str, engine_info: dict) -> str:
     return (
-        f"ready: {served_name} ({config.architecture}) pooling={config.pooling} normalize={config.normalize} "
+        f"ready: {served_model_name} ({config.architecture}) pooling={config.pooling} normalize={config.normalize} "
         f"dim={config.embedding_dim} matryoshka={matryoshka_label(config)} context={config.context_length} "
         f"dtype={config.dtype} attention={engine_info.get('attention_backend', args.attention_backend)} "
         f"max_prefill_tokens={args.max_prefill_tokens} max_running_requests={args.max_running_requests} "

@@ -12,7 +12,7 @@ from server.launch.args import ServerArgs, ServerArgsError
 
 
 def test_request_bound_gives_429_with_retry_after_and_release_frees_it():
-    admission = Admission(max_requests=2, max_tokens=100)
+    admission = Admission(max_queued_requests=2, max_queued_tokens=100)
     first, second = admission.admit(), admission.admit()
     with pytest.raises(APIError) as info:
         admission.admit()
@@ -27,7 +27,7 @@ def test_request_bound_gives_429_with_retry_after_and_release_frees_it():
 
 
 def test_token_bound_grows_and_shrinks_reservations():
-    admission = Admission(max_requests=10, max_tokens=100)
+    admission = Admission(max_queued_requests=10, max_queued_tokens=100)
     with admission.admit() as a, admission.admit() as b:
         a.reserve(80)  # body bytes while reading
         with pytest.raises(APIError) as info:
@@ -44,7 +44,7 @@ def test_token_bound_grows_and_shrinks_reservations():
 
 def test_closed_admission_gives_503_and_wait_idle_waits_for_the_last_request():
     async def scenario() -> tuple[bool, bool]:
-        admission = Admission(max_requests=10, max_tokens=100)
+        admission = Admission(max_queued_requests=10, max_queued_tokens=100)
         ticket = admission.admit()
         admission.close("shutting down")
         with pytest.raises(APIError) as info:

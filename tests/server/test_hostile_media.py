@@ -3,7 +3,6 @@ second meanwhile, and the frontend's peak memory grows by less than the per-requ
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 from pathlib import Path
@@ -17,7 +16,7 @@ from engine.model_config import ModelConfig
 from server.inputs.image_geometry import ImageGeometry
 from server.inputs.media import max_source_chars
 from server.inputs.media_memory import image_memory_bound
-from server.launch.args import ServerArgs
+from server.launch.cli import parse_serve_args
 from tests.support.evil_http_server import EvilServer
 from tests.support.launch import RunningServer, free_port
 from tests.support.media_probe import HEALTH_TIMEOUT, assert_error_envelope, probe
@@ -73,9 +72,7 @@ def bound(clip_path, media_dir):
     """The per-request bound for this server's flags, as docs/security.md computes it."""
     from transformers import AutoImageProcessor
 
-    parser = argparse.ArgumentParser()
-    ServerArgs.add_cli_args(parser)
-    args = ServerArgs.from_cli_args(parser.parse_args(["--model-path", clip_path, *FLAGS]))
+    args = parse_serve_args(["--model-path", clip_path, *FLAGS])
     clip_tokens = ModelConfig.load(clip_path).vision.tokens_per_image
     geometry = ImageGeometry("clip", AutoImageProcessor.from_pretrained(clip_path), clip_tokens)
     return image_memory_bound(args, geometry).per_request
