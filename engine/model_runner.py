@@ -18,7 +18,7 @@ from engine.layers.cpu_packed_linear import pack_model_linears
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
 from engine.pooling import pool_hidden_states
-from engine.weights import iterate_weights
+from engine.weights import LoadedTensor, iterate_weights
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class ModelRunner:
         config: ModelConfig,
         device: str = "cpu",
         attention_backend: str = "auto",
-        weights: Iterable[tuple[str, torch.Tensor]] | None = None,
+        weights: Iterable[tuple[str, LoadedTensor]] | None = None,
         tp_size: int = 1,
         pack_cpu_weights: bool = True,
     ):

@@ -1,13 +1,18 @@
-"""Streams (name, tensor) pairs from a folder's safetensors files and loads them by a family's weight-name table."""
+"""Streams (name, tensor) pairs from a folder's safetensors files and loads them by a family's weight-name table.
+
+Each parameter may carry its own loader (`set_weight_loader`): a tensor-parallel layer's copies only its rank's
+slice, a fused projection's places each checkpoint tensor at its shard's offset.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeAlias
 
 import torch
 from safetensors import safe_open
@@ -42,9 +47,55 @@ class CheckpointTensor:
         return self._slice[:]
 
 
+# What a loader receives: a tensor in memory, or one still in its file (tensor-parallel loading).
+LoadedTensor: TypeAlias = torch.Tensor | CheckpointTensor
+# Which part of a fused parameter a checkpoint tensor fills: "q"/"k"/"v" of qkv_proj, 0/1 of gate_up_proj.
+ShardId: TypeAlias = str | int
+
+
+class WeightLoader(Protocol):
+    """Copies a checkpoint tensor, or one shard of a fused parameter when `shard_id` is given, into `param`."""
+
+    def __call__(self, param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None, /) -> None: ...
+
+
+_LOADER_ATTRIBUTE = "weight_loader"  # on the parameter itself, so it follows the parameter wherever it goes
+
+
+def set_weight_loader(param: torch.Tensor, loader: WeightLoader) -> None:
+    setattr(param, _LOADER_ATTRIBUTE, loader)
+
+
+def weight_loader_of(param: torch.Tensor) -> WeightLoader:
+    """The loader `set_weight_loader` gave `param`, else `default_weight_loader`."""
+    loader: WeightLoader = getattr(param, _LOADER_ATTRIBUTE, default_weight_loader)
+    return loader
+
+
+def copy_weight(destination: torch.Tensor, loaded: LoadedTensor) -> None:
+    """Copy a whole tensor; sharded loaders call it with their slice (`narrow` reads only that from disk)."""
+    if isinstance(loaded, CheckpointTensor):
+        loaded = loaded.full()
+    if destination.shape != loaded.shape:
+        raise ValueError(f"weight shape {tuple(loaded.shape)} does not match parameter {tuple(destination.shape)}")
+    destination.data.copy_(loaded)
+
+
+def refuse_shard(shard_id: ShardId | None) -> None:
+    """For a loader of a parameter that is not fused: a weight-name table that gives it a shard is a bug."""
+    if shard_id is not None:
+        raise ValueError(f"checkpoint shard {shard_id!r} names a parameter that is not fused")
+
+
+def default_weight_loader(param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None) -> None:
+    """The loader of a parameter that has none of its own: the checkpoint tensor is the whole parameter."""
+    refuse_shard(shard_id)
+    copy_weight(param, loaded)
+
+
 def iterate_weights(
     model_path: str | Path, progress: bool = False, sliced: bool = False
-) -> Iterator[tuple[str, torch.Tensor]]:
+) -> Iterator[tuple[str, LoadedTensor]]:
     """Yield every tensor once, one file open at a time, so memory holds one tensor beyond the model.
 
     With `progress`, a bar on stderr counts the tensors loaded (shown when the log level is info or lower).
@@ -95,14 +146,12 @@ class WeightNames:
 
 
 def load_named_weights(
-    module: torch.nn.Module, weights: Iterable[tuple[str, torch.Tensor | CheckpointTensor]], names: WeightNames
+    module: torch.nn.Module, weights: Iterable[tuple[str, LoadedTensor]], names: WeightNames
 ) -> None:
-    """Copy checkpoint tensors into `module`'s parameters, each through its own `weight_loader`.
+    """Copy checkpoint tensors into `module`'s parameters, each through its own weight loader.
 
     Every parameter must be loaded; an unknown tensor is an error, not a silent skip.
     """
-    from engine.layers.linear import default_weight_loader
-
     params = dict(module.named_parameters())
     loaded: set[str] = set()
     for checkpoint_name, tensor in weights:
@@ -113,11 +162,7 @@ def load_named_weights(
         if name not in params:
             raise ValueError(f"unexpected weight {checkpoint_name!r} in checkpoint")
         param = params[name]
-        loader: Callable[..., None] = getattr(param, "weight_loader", default_weight_loader)
-        if shard_id is None:
-            loader(param, tensor)
-        else:
-            loader(param, tensor, shard_id)
+        weight_loader_of(param)(param, tensor, shard_id)
         loaded.add(name)
     missing = sorted(set(params) - loaded)
     if missing:

@@ -69,14 +69,11 @@ def serve_forever(
     stats: list[BatchStats] = []  # forwards not yet reported; they ride on the next BatchOutput
     while True:
         # Sleep in recv while idle; while work is queued, only pick up what has already arrived.
-        for message in inbox.recv_all(block=len(queue) == 0):
-            if isinstance(message, AbortRequest):
-                queue.abort(message.rid)
-            else:
-                queue.add(message)
+        _take_messages(queue, inbox.recv_all(block=len(queue) == 0))
         batch = queue.next_batch()
+        waiting = len(queue)
         if heartbeat is not None:
-            heartbeat.record(len(queue), queue.num_dropped_inputs, queue.num_discarded_inputs)
+            heartbeat.record(waiting, queue.num_dropped_inputs, queue.num_discarded_inputs)
         if not batch:
             continue
         num_tokens = sum(len(item.token_ids) for item in batch)
@@ -92,10 +89,23 @@ def serve_forever(
             logger.exception("forward pass failed for %d inputs", len(batch))
             outputs = queue.fail(batch, f"forward pass failed: {type(error).__name__}: {error}")
         else:
-            outputs = queue.complete(batch, vectors, started, time.monotonic())
-        stats.append(BatchStats(len(batch), num_tokens, time.monotonic() - started, len(queue)))
+            ended = time.monotonic()
+            # Aborts that arrived during the forward: those requests' vectors are discarded here rather than
+            # serialized by the result process for a client that has left.
+            _take_messages(queue, inbox.recv_all(block=False))
+            outputs = queue.complete(batch, vectors, started, ended)
+        stats.append(BatchStats(len(batch), num_tokens, time.monotonic() - started, waiting))
         if heartbeat is not None:
             heartbeat.batch_done(len(batch))
+            heartbeat.record(len(queue), queue.num_dropped_inputs, queue.num_discarded_inputs)
         if outputs:
             outbox.send(BatchOutput(outputs, stats))
             stats = []
+
+
+def _take_messages(queue: BatchQueue, messages: list[SchedulerInput]) -> None:
+    for message in messages:
+        if isinstance(message, AbortRequest):
+            queue.abort(message.rid)
+        else:
+            queue.add(message)

@@ -9,16 +9,14 @@ from torch import nn
 from engine.layers.activation import activation_by_name
 from engine.layers.cpu_packed_linear import FUSABLE_ACTIVATIONS, pack_weight, packed_linear, packing_supported
 from engine.layers.parallel_state import all_reduce_sum, tp_rank_and_size
-from engine.weights import CheckpointTensor
-
-
-def default_weight_loader(param: nn.Parameter, loaded: torch.Tensor | CheckpointTensor) -> None:
-    """Copy a whole tensor; the sharded loaders below call it with their slice (`narrow` reads only that from disk)."""
-    if isinstance(loaded, CheckpointTensor):
-        loaded = loaded.full()
-    if param.shape != loaded.shape:
-        raise ValueError(f"weight shape {tuple(loaded.shape)} does not match parameter {tuple(param.shape)}")
-    param.data.copy_(loaded)
+from engine.weights import (
+    LoadedTensor,
+    ShardId,
+    copy_weight,
+    default_weight_loader,
+    refuse_shard,
+    set_weight_loader,
+)
 
 
 def _param(*shape: int) -> nn.Parameter:
@@ -60,14 +58,15 @@ class ColumnParallelLinear(_PackableLinear):
         if out_features % self.tp_size:
             raise ValueError(f"output size {out_features} does not divide by tp size {self.tp_size}")
         self.weight = _param(out_features // self.tp_size, in_features)
-        self.weight.weight_loader = self.weight_loader
+        set_weight_loader(self.weight, self.weight_loader)
         self.bias = _param(out_features // self.tp_size) if bias else None
         if self.bias is not None:
-            self.bias.weight_loader = self.weight_loader
+            set_weight_loader(self.bias, self.weight_loader)
 
-    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
+    def weight_loader(self, param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None) -> None:
+        refuse_shard(shard_id)
         size = param.shape[0]
-        default_weight_loader(param, loaded.narrow(0, self.tp_rank * size, size))
+        copy_weight(param, loaded.narrow(0, self.tp_rank * size, size))
 
     def forward(self, x: torch.Tensor, activation: str | None = None) -> torch.Tensor:
         return self.matmul(x, self.bias, activation)
@@ -80,10 +79,12 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
         self.output_sizes = output_sizes
         super().__init__(in_features, sum(output_sizes), bias)
 
-    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: int) -> None:
+    def weight_loader(self, param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None) -> None:
+        if not isinstance(shard_id, int):
+            raise ValueError(f"a merged projection loads one output at a time by index, not {shard_id!r}")
         offset = sum(self.output_sizes[:shard_id]) // self.tp_size
         size = self.output_sizes[shard_id] // self.tp_size
-        default_weight_loader(param.narrow(0, offset, size), loaded.narrow(0, self.tp_rank * size, size))
+        copy_weight(param.narrow(0, offset, size), loaded.narrow(0, self.tp_rank * size, size))
 
 
 class QKVParallelLinear(ColumnParallelLinear):
@@ -103,13 +104,15 @@ class QKVParallelLinear(ColumnParallelLinear):
         total = (num_heads + 2 * self.num_kv_heads * tp_size) * head_dim
         super().__init__(hidden_size, total, bias)
 
-    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: str | None = None) -> None:
+    def weight_loader(self, param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None) -> None:
         if shard_id is None:  # the checkpoint stores q, k and v already fused (Qwen2-VL's ViT)
             start = 0
             for shard, size in zip("qkv", self.checkpoint_sizes, strict=True):
                 self.weight_loader(param, loaded.narrow(0, start, size), shard)
                 start += size
             return
+        if shard_id not in ("q", "k", "v"):
+            raise ValueError(f"a fused q/k/v projection has no shard {shard_id!r}")
         q_size = self.num_heads * self.head_dim
         kv_size = self.num_kv_heads * self.head_dim
         if shard_id == "q":
@@ -117,7 +120,7 @@ class QKVParallelLinear(ColumnParallelLinear):
         else:
             offset = q_size if shard_id == "k" else q_size + kv_size
             size, rank = kv_size, self.tp_rank // self.kv_replicas
-        default_weight_loader(param.narrow(0, offset, size), loaded.narrow(0, rank * size, size))
+        copy_weight(param.narrow(0, offset, size), loaded.narrow(0, rank * size, size))
 
 
 class RowParallelLinear(_PackableLinear):
@@ -129,14 +132,15 @@ class RowParallelLinear(_PackableLinear):
         if in_features % self.tp_size:
             raise ValueError(f"input size {in_features} does not divide by tp size {self.tp_size}")
         self.weight = _param(out_features, in_features // self.tp_size)
-        self.weight.weight_loader = self.weight_loader
+        set_weight_loader(self.weight, self.weight_loader)
         self.bias = _param(out_features) if bias else None
-        if self.bias is not None:
-            self.bias.weight_loader = default_weight_loader
+        if self.bias is not None:  # whole on every rank
+            set_weight_loader(self.bias, default_weight_loader)
 
-    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
+    def weight_loader(self, param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None) -> None:
+        refuse_shard(shard_id)
         size = param.shape[1]
-        default_weight_loader(param, loaded.narrow(1, self.tp_rank * size, size))
+        copy_weight(param, loaded.narrow(1, self.tp_rank * size, size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The bias joins on one rank only, so the all-reduce adds it exactly once.

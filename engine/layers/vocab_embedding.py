@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.layers.linear import default_weight_loader
 from engine.layers.parallel_state import all_reduce_sum, tp_rank_and_size
+from engine.weights import LoadedTensor, ShardId, copy_weight, refuse_shard, set_weight_loader
 
 
 class VocabParallelEmbedding(nn.Module):
@@ -21,13 +21,14 @@ class VocabParallelEmbedding(nn.Module):
         self.start = self.tp_rank * self.rows_per_rank
         self.end = min(self.start + self.rows_per_rank, num_embeddings)
         self.weight = nn.Parameter(torch.empty(self.rows_per_rank, embedding_dim), requires_grad=False)
-        self.weight.weight_loader = self.weight_loader
+        set_weight_loader(self.weight, self.weight_loader)
 
-    def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
+    def weight_loader(self, param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None) -> None:
+        refuse_shard(shard_id)
         if loaded.shape[0] != self.num_embeddings:
             raise ValueError(f"embedding has {loaded.shape[0]} rows, config says {self.num_embeddings}")
         param.data.zero_()  # padding rows of a short last slice stay zero
-        default_weight_loader(param[: self.end - self.start], loaded.narrow(0, self.start, self.end - self.start))
+        copy_weight(param[: self.end - self.start], loaded.narrow(0, self.start, self.end - self.start))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         if self.tp_size == 1:

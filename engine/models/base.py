@@ -12,7 +12,7 @@ from torch import nn
 from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
 from engine.model_config import ModelConfig
-from engine.weights import CheckpointTensor, WeightNames, load_named_weights
+from engine.weights import LoadedTensor, WeightNames, load_named_weights
 
 
 class EmbeddingModel(nn.Module, ABC):
@@ -30,6 +30,6 @@ class EmbeddingModel(nn.Module, ABC):
     @abstractmethod
     def forward(self, batch: ForwardBatch) -> torch.Tensor: ...
 
-    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor | CheckpointTensor]]) -> None:
+    def load_weights(self, weights: Iterable[tuple[str, LoadedTensor]]) -> None:
         """Every parameter from the checkpoint, renamed by `weight_names`; a missing or unknown tensor is an error."""
         load_named_weights(self, weights, self.weight_names)

@@ -10,6 +10,7 @@ from engine.attention import AttentionBackend
 from engine.image_batch import attention_batch
 from engine.layers.encoder_block import PreNormEncoderLayer
 from engine.layers.rotary import vision_rotary_cos_sin
+from engine.weights import CheckpointTensor, LoadedTensor, ShardId, copy_weight, refuse_shard, set_weight_loader
 
 _NORM_EPS = 1e-6  # fixed by the architecture, not read from config.json
 
@@ -21,11 +22,13 @@ class PatchEmbed(nn.Module):
         super().__init__()
         patch_dim = vision.num_channels * vision.temporal_patch_size * vision.patch_size**2
         self.proj = nn.Linear(patch_dim, vision.hidden_size, bias=False)
-        self.proj.weight.weight_loader = self._load_conv_weight
+        set_weight_loader(self.proj.weight, self._load_conv_weight)
 
     @staticmethod
-    def _load_conv_weight(param: nn.Parameter, loaded: torch.Tensor) -> None:
-        param.data.copy_(loaded.reshape(param.shape))
+    def _load_conv_weight(param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None) -> None:
+        refuse_shard(shard_id)
+        kernel = loaded.full() if isinstance(loaded, CheckpointTensor) else loaded
+        copy_weight(param, kernel.reshape(param.shape))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.proj(pixel_values)

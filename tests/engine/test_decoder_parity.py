@@ -58,6 +58,7 @@ def test_causal_model_is_batch_invariant(model, request, tiny_decoder):
 def test_half_precision_serving_stays_close_to_float32(dtype, tiny_decoder):
     path = tiny_decoder("qwen3-causal-lm")
     ids = _token_ids(path, varied_texts(12, long_words=80))
+    assert max(len(x) for x in ids) > 80  # a paragraph among the short texts
     half = ModelRunner(ModelConfig.load(path, dtype=dtype))
     assert next(half.model.parameters()).dtype.__str__() == f"torch.{dtype}"
     assert_close_vectors(engine_vectors(half, ids), transformers_last_token_vectors(path, ids), min_cosine=0.99)

@@ -88,3 +88,25 @@ def test_transformers_checkpoints_load_onto_exactly_our_parameters(architecture,
 )
 def test_older_spellings_map_too(architecture, checkpoint_name, expected):
     assert load_model_class(architecture).weight_names.rename(checkpoint_name) == expected
+
+
+@pytest.mark.parametrize(
+    "fused, message",
+    [
+        ({"up": ("column.weight", 0)}, "shard 0 names a parameter that is not fused"),  # a parallel layer's loader
+        ({"up": ("norm.weight", "q")}, "shard 'q' names a parameter that is not fused"),  # the default loader
+        ({"up": ("merged.weight", "q")}, "one output at a time by index, not 'q'"),
+        ({"up": ("qkv.weight", 1)}, "no shard 1"),
+    ],
+)
+def test_a_table_that_gives_a_shard_to_the_wrong_parameter_is_refused(fused, message):
+    from engine.layers.linear import ColumnParallelLinear, MergedColumnParallelLinear, QKVParallelLinear
+    from engine.weights import WeightNames, load_named_weights
+
+    model = torch.nn.Module()
+    model.column = ColumnParallelLinear(4, 4, bias=False)
+    model.norm = torch.nn.LayerNorm(4, bias=False)
+    model.merged = MergedColumnParallelLinear(4, [4, 4], bias=False)
+    model.qkv = QKVParallelLinear(4, head_dim=2, num_heads=2, num_kv_heads=2, bias=False)
+    with pytest.raises(ValueError, match=message):
+        load_named_weights(model, [("up", torch.zeros(4, 4))], WeightNames(fused=fused))

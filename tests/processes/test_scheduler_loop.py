@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -37,6 +38,7 @@ class FakeRunner:
         self.batches: list[list[list[int]]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.during_forward: Callable[[list[list[int]]], None] | None = None  # runs inside each forward
 
     def embed(self, sequences: list[np.ndarray], images=None) -> np.ndarray:
         ids = [seq.tolist() for seq in sequences]
@@ -44,6 +46,8 @@ class FakeRunner:
         flat = set(itertools.chain.from_iterable(ids))
         if STOP_TOKEN in flat:
             raise _StopLoop
+        if self.during_forward is not None:
+            self.during_forward(ids)
         assert self.gate.wait(30), "the test never opened the gate"
         if FAIL_TOKEN in flat:
             raise RuntimeError(f"no forward for token {FAIL_TOKEN}")
@@ -189,7 +193,30 @@ def test_aborting_a_request_mid_run_drops_its_remaining_inputs(make_loop):
     loop.send(request("next", [5]))
     assert list(outputs_by_rid(loop.receive(1))) == ["next"]
     assert loop.runner.batches == [[ids(100, 2)], [[5]]]
-    assert loop.heartbeat.get("inputs_dropped") == 1 and loop.queue.num_requests == 0
+    assert loop.heartbeat.get("inputs_dropped") == 1 and loop.heartbeat.get("inputs_discarded") == 1
+    assert loop.queue.num_requests == 0
+
+
+def test_vectors_of_a_request_aborted_during_its_forward_are_discarded(make_loop):
+    loop = make_loop()
+    gone, neighbour = [ids(100, 2), ids(110, 2)], [ids(200, 3)]
+    senders: list[PushChannel] = []  # a socket of the scheduler's thread, kept open until the loop closes
+
+    def client_leaves(batch: list[list[int]]) -> None:
+        if gone[0] in batch:  # the frontend's abort, in the inbox before the forward ends
+            senders.append(PushChannel[SchedulerInput](loop.context, "inproc://scheduler"))
+            senders[-1].send(AbortRequest("gone"))
+
+    loop.runner.during_forward = client_leaves
+    loop.hold_forward()
+    loop.send(request("gone", *gone), request("neighbour", *neighbour))
+    loop.release()
+    finished = outputs_by_rid(loop.receive(2))
+    assert loop.runner.batches == [[[7]], [*gone, *neighbour]]  # both requests shared the forward
+    assert set(finished) == {"blocker", "neighbour"}  # the result process never sees the aborted one
+    np.testing.assert_array_equal(finished["neighbour"].embeddings.to_numpy(), [vector_of(neighbour[0])])
+    assert loop.heartbeat.get("inputs_discarded") == 2 and loop.heartbeat.get("inputs_dropped") == 0
+    assert loop.queue.num_requests == 0
 
 
 def test_a_failing_forward_fails_only_the_requests_in_that_batch(make_loop):

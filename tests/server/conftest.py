@@ -1,4 +1,4 @@
-"""Real servers shared by the HTTP tests: the stateless ones once per session, the rest once per module."""
+"""Real servers shared by the HTTP tests: once per module, or once per session where several modules use one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from tests.support.launch import PRESETS, RunningServer
 
 @pytest.fixture(scope="session")
 def default_server():
-    """The quick start's server: no --model-path, so the embedded all-MiniLM-L6-v2."""
+    """The quick start's server: no --model-path, so the embedded all-MiniLM-L6-v2 (the errors and OpenAI-client
+    tests share it; neither reads counters another test moves)."""
     server = RunningServer(["--is-embedding"])
     yield server
     server.stop()
@@ -19,6 +20,7 @@ def default_server():
 
 @pytest.fixture(scope="session")
 def cls_matryoshka_server(bge_style_cls):
+    """A CLS-pooled Matryoshka model, shared by the Matryoshka and OpenAI-client tests."""
     overrides = json.dumps({"matryoshka_dimensions": [64, 128, 256]})
     server = RunningServer(
         ["--model-path", bge_style_cls, "--is-embedding", "--allow-auto-truncate",

@@ -1,10 +1,17 @@
-"""Bad input gets a 400 in OpenAI's envelope (never FastAPI's 422), and the server stays healthy."""
+"""Bad input gets a 400 in OpenAI's envelope (never FastAPI's 422), and the server stays healthy.
+
+The 400s come from the frontend alone, so they are asked of the real app in-process; staying healthy is asked of
+a launched server.
+"""
 
 from __future__ import annotations
 
 import httpx
 import pytest
-from openai import BadRequestError, OpenAI
+from openai import BadRequestError
+from starlette.testclient import TestClient
+
+from tests.support.inprocess_app import inprocess_app, openai_client_of
 
 BAD_BODIES = {
     "empty string": ({"input": ""}, "empty"),
@@ -27,10 +34,17 @@ BAD_BODIES = {
 }
 
 
+@pytest.fixture(scope="module")
+def client(minilm):
+    """The quick start's app (all-MiniLM-L6-v2, every limit at its default), its engine never started."""
+    with inprocess_app(minilm) as (app, _):
+        yield TestClient(app)
+
+
 @pytest.mark.parametrize("name", list(BAD_BODIES))
-def test_bad_bodies_get_400_envelope(default_server, name):
+def test_bad_bodies_get_400_envelope(client, name):
     body, fragment = BAD_BODIES[name]
-    response = httpx.post(f"{default_server.base_url}/v1/embeddings", json=body, timeout=30)
+    response = client.post("/v1/embeddings", json=body)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -39,24 +53,21 @@ def test_bad_bodies_get_400_envelope(default_server, name):
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"[1, 2", b'"just a string"', b"\xff\xfe"])
-def test_malformed_json_is_400_not_422(default_server, raw):
-    response = httpx.post(
-        f"{default_server.base_url}/v1/embeddings", content=raw, headers={"content-type": "application/json"}
-    )
+def test_malformed_json_is_400_not_422(client, raw):
+    response = client.post("/v1/embeddings", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert "error" in response.json()
 
 
-def test_too_long_input_names_both_numbers(default_server):
-    client = OpenAI(base_url=f"{default_server.base_url}/v1", api_key="x")
+def test_too_long_input_names_both_numbers(client):
     with pytest.raises(BadRequestError) as info:
-        client.embeddings.create(model="m", input="word " * 400)
+        openai_client_of(client).embeddings.create(model="m", input="word " * 400)
     message = info.value.body["message"]
     assert "402 tokens" in message and "context length of 256" in message
 
 
-def test_unknown_route_uses_envelope(default_server):
-    response = httpx.get(f"{default_server.base_url}/v1/nothing")
+def test_unknown_route_uses_envelope(client):
+    response = client.get("/v1/nothing")
     assert response.status_code == 404 and response.json()["error"]["code"] == 404
 
 

@@ -1,12 +1,19 @@
-"""SGLang's /encode and /get_server_info, and vLLM's /tokenize, against a launched server."""
+"""SGLang's /encode and /get_server_info, and vLLM's /tokenize, against a launched server.
+
+The 400s come from the frontend alone, so they are asked of the real app in-process.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
+from starlette.testclient import TestClient
 
 from tests.support.compare import assert_close_vectors
+from tests.support.inprocess_app import inprocess_app
 
 TEXTS = ["hello world", "SGLang's native encode route", "tokens counted the same way everywhere"]
 
@@ -16,8 +23,21 @@ def base_url(preset_server) -> str:
     return preset_server.base_url
 
 
+@pytest.fixture(scope="module")
+def inprocess_client(minilm) -> Iterator[TestClient]:
+    """The preset's model in the real app in-process, its engine never started."""
+    with inprocess_app(minilm) as (app, _):
+        yield TestClient(app)
+
+
 def post(base_url: str, route: str, body: dict, status: int = 200) -> httpx.Response:
     response = httpx.post(f"{base_url}{route}", json=body, timeout=30)
+    assert response.status_code == status, response.text
+    return response
+
+
+def post_inprocess(client: TestClient, route: str, body: dict, status: int) -> httpx.Response:
+    response = client.post(route, json=body)
     assert response.status_code == status, response.text
     return response
 
@@ -68,8 +88,8 @@ def test_encode_batch_of_texts_and_of_token_ids_round_trip(base_url):
         ({"text": "a", "image_data": "http://example.com/cat.png"}, "image_data"),
     ],
 )
-def test_encode_rejects_bad_requests_with_400(base_url, body, param):
-    error = post(base_url, "/encode", body, status=400).json()["error"]
+def test_encode_rejects_bad_requests_with_400(inprocess_client, body, param):
+    error = post_inprocess(inprocess_client, "/encode", body, status=400).json()["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error"
 
 
@@ -95,8 +115,8 @@ def test_tokenize_options(base_url):
     ("body", "param"),
     [({"messages": [{"role": "user", "content": "hi"}]}, "messages"), ({}, "prompt"), ({"prompt": 5}, "prompt")],
 )
-def test_tokenize_rejects_bad_requests_with_400(base_url, body, param):
-    assert post(base_url, "/tokenize", body, status=400).json()["error"]["param"] == param
+def test_tokenize_rejects_bad_requests_with_400(inprocess_client, body, param):
+    assert post_inprocess(inprocess_client, "/tokenize", body, status=400).json()["error"]["param"] == param
 
 
 def test_get_server_info(base_url, minilm):

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from openai import OpenAI
+from starlette.testclient import TestClient
+
 from engine.model_config import ModelConfig
 from processes.ipc import IpcAddresses
 from server.http.app import FrontendState, build_app
@@ -14,9 +17,12 @@ from server.launch.args import ServerArgs
 
 
 @contextmanager
-def inprocess_app(model_path: str) -> Iterator[tuple[object, FrontendState]]:
-    """(app, state): without the lifespan nothing connects to a scheduler, so only routes that need none answer."""
-    config = ModelConfig.load(model_path, {}, None, "auto", "cpu")
+def inprocess_app(model_path: str, overrides: dict | None = None) -> Iterator[tuple[object, FrontendState]]:
+    """(app, state): without the lifespan nothing connects to a scheduler, so only routes that need none answer.
+
+    `overrides` stands for --json-model-override-args (e.g. Matryoshka sizes).
+    """
+    config = ModelConfig.load(model_path, overrides or {}, None, "auto", "cpu")
     ipc = IpcAddresses.create()
     try:
         tokenizer = TokenizerManager(config, False, False)
@@ -24,3 +30,8 @@ def inprocess_app(model_path: str) -> Iterator[tuple[object, FrontendState]]:
         yield build_app(state), state
     finally:
         ipc.remove()
+
+
+def openai_client_of(client: TestClient) -> OpenAI:
+    """The real OpenAI client, its requests answered by the in-process app behind `client`."""
+    return OpenAI(base_url=f"{client.base_url}/v1", api_key="x", http_client=client, max_retries=0)

@@ -71,16 +71,25 @@ _FIXED = [
 ]
 
 
-def varied_texts(count: int = 60, seed: int = 0, long_words: int = 420) -> list[str]:
-    """`count` texts: the fixed ones above, then random sentences and a few paragraphs of about `long_words` words."""
+def varied_texts(count: int = 60, seed: int = 0, long_words: int | None = None) -> list[str]:
+    """`count` texts: the fixed ones above, then random sentences with, every fifth, a paragraph of `long_words`
+    words (420 unless given). Given `long_words`, a paragraph is there even when `count` leaves no room after the
+    fixed texts: it takes the last place."""
     rng = random.Random(seed)
+    paragraph_words = 420 if long_words is None else long_words
     texts = list(_FIXED)
     while len(texts) < count:
         kind = len(texts) % 5
-        n = long_words if kind == 0 else rng.randint(3, 12) if kind < 3 else rng.randint(20, 120)
-        words = [rng.choice(_WORDS) for _ in range(n)]
-        texts.append(" ".join(words).capitalize() + ".")
-    return texts[:count]
+        n = paragraph_words if kind == 0 else rng.randint(3, 12) if kind < 3 else rng.randint(20, 120)
+        texts.append(_sentence(rng, n))
+    texts = texts[:count]
+    if long_words is not None and 0 < count <= len(_FIXED):
+        texts[-1] = _sentence(rng, long_words)
+    return texts
+
+
+def _sentence(rng: random.Random, num_words: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(num_words)).capitalize() + "."
 
 
 def mixed_length_batch(count: int = 32, seed: int = 1) -> list[str]:
