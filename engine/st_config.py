@@ -23,6 +23,7 @@ class SentenceTransformersInfo:
     max_seq_length: int | None = None
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
+    activation_fn: str | None = None  # a cross-encoder's activation, as the class path sentence-transformers saves
 
 
 def _read_json(path: Path) -> dict | list | None:
@@ -60,8 +61,9 @@ def read_sentence_transformers_info(model_path: str | Path) -> SentenceTransform
     max_seq_length = bert_cfg.get("max_seq_length") if isinstance(bert_cfg, dict) else None
     st_cfg = _read_json(root / "config_sentence_transformers.json")
     prompts: dict[str, str] = {}
-    default_prompt_name = None
+    default_prompt_name = activation_fn = None
     if isinstance(st_cfg, dict):
         prompts = dict(st_cfg.get("prompts") or {})
         default_prompt_name = st_cfg.get("default_prompt_name")
-    return SentenceTransformersInfo(pooling, normalize, max_seq_length, prompts, default_prompt_name)
+        activation_fn = st_cfg.get("activation_fn")
+    return SentenceTransformersInfo(pooling, normalize, max_seq_length, prompts, default_prompt_name, activation_fn)
