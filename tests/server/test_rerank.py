@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.server.test_metrics import scrape, value
 from tests.support.encoder_models import build_bert_reranker
 from tests.support.errors import assert_error_envelope
 from tests.support.launch import RunningServer
@@ -191,3 +192,14 @@ def test_a_pair_alone_scores_as_inside_a_mixed_concurrent_batch(server):
         for item in answer.json()["data"]:
             together[i + 4 * item["index"]] = item["score"]
     np.testing.assert_allclose([together[i] for i in range(6)], alone, atol=1e-6)
+
+
+def test_the_pair_is_the_unit_of_batching(server):
+    """A hundred short documents fit the CPU's token budget (2,048): one rerank request is one forward."""
+    before = scrape(server)
+    documents = [f"document number {i} about rivers" for i in range(100)]
+    response = post(server, "/v1/rerank", {"query": QUERY, "documents": documents})
+    assert response.status_code == 200 and len(response.json()["results"]) == 100
+    after = scrape(server)
+    assert value(after, "embedserve_batch_inputs_count") - value(before, "embedserve_batch_inputs_count") == 1
+    assert value(after, "embedserve_batch_inputs_sum") - value(before, "embedserve_batch_inputs_sum") == 100
