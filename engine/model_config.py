@@ -97,7 +97,10 @@ class ModelConfig:
             vision = spec.vision_config.from_hf(hf) if spec.vision_config else None
         except (msgspec.ValidationError, ArchConfigError) as error:
             raise ModelConfigError(f"{config_file}: {error}") from None
-        st_info = read_sentence_transformers_info(model_path)
+        try:
+            st_info = read_sentence_transformers_info(model_path)
+        except ValueError as error:  # a module or pooling mode the engine does not implement
+            raise ModelConfigError(f"{model_path}: {error}") from None
         pooling = st_info.pooling or spec.default_pooling
         normalize = st_info.normalize if st_info.normalize is not None else spec.default_normalize
         max_positions = text.max_position_embeddings - text.position_offset

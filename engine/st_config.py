@@ -6,6 +6,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The sentence-transformers modules the engine implements, by class name (the module path changed across
+# versions: sentence_transformers.models.Pooling, sentence_transformers.sentence_transformer.modules.pooling.Pooling).
+# Dropout does nothing at inference. Any other module (Dense, LayerNorm, a Router...) would change the vectors.
+IMPLEMENTED_MODULES = ("Transformer", "Pooling", "Normalize", "Dropout")
+
+
+class UnsupportedModuleError(ValueError):
+    """modules.json lists a module the engine does not implement: serving without it would give wrong vectors."""
+
+
 # sentence-transformers' pooling flags, in the order it checks them, mapped to our names.
 _POOLING_FLAGS = (
     ("pooling_mode_cls_token", "cls"),
@@ -51,6 +61,14 @@ def read_sentence_transformers_info(model_path: str | Path) -> SentenceTransform
     normalize = None
     if isinstance(modules, list):
         types = [str(m.get("type", "")) for m in modules]
+        for module, kind in zip(modules, types, strict=True):
+            if kind.rsplit(".", 1)[-1] not in IMPLEMENTED_MODULES:
+                where = module.get("path") or module.get("name") or "?"
+                raise UnsupportedModuleError(
+                    f"modules.json lists the sentence-transformers module {kind!r} (at {where!r}), which this server "
+                    f"does not implement (implemented: {', '.join(IMPLEMENTED_MODULES)}); serving the model without "
+                    "it would give different vectors than sentence-transformers"
+                )
         normalize = any(t.endswith(".Normalize") for t in types)
         for module in modules:
             if str(module.get("type", "")).endswith(".Pooling"):

@@ -41,9 +41,12 @@ def text_list(value: Any, param: str, allow_objects: bool = False) -> list[str]:
         raise APIError(f"{param} must be a non-empty list of strings", param=param)
     texts = []
     for index, item in enumerate(value):
-        if allow_objects and isinstance(item, dict) and set(item) == {"text"}:
-            item = item["text"]
-        texts.append(text_field(item, f"{param}[{index}]", param))
+        where = f"{param}[{index}]"
+        if allow_objects and isinstance(item, dict):
+            if set(item) != {"text"}:
+                raise APIError(f'{where} must be a string or {{"text": string}}, not an object with {sorted(item)}', param=param)  # fmt: skip
+            item, where = item["text"], f"{where}.text"
+        texts.append(text_field(item, where, param))
     return texts
 
 

@@ -97,3 +97,23 @@ def test_a_classifier_with_several_labels_is_not_served(tmp_path):
     with pytest.raises(ModelConfigError, match="2 labels is a classifier"):
         ModelConfig.load(folder)
     assert ModelConfig.load(folder, {"num_labels": 1}).task == "score"
+
+
+def test_a_module_the_engine_does_not_implement_is_refused_by_name(tmp_path):
+    folder = _classifier_folder(tmp_path, "BertModel")
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+        {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    with pytest.raises(ModelConfigError, match=r"'sentence_transformers\.models\.Dense' \(at '2_Dense'\)"):
+        ModelConfig.load(folder)
+    # sentence-transformers 6 spells the same modules by their new paths; Dropout does nothing at inference
+    modules[2]["type"] = "sentence_transformers.sentence_transformer.modules.dropout.Dropout"
+    modules[3]["type"] = "sentence_transformers.base.modules.normalize.Normalize"
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    assert ModelConfig.load(folder).normalize
