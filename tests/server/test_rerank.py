@@ -204,3 +204,12 @@ def test_the_pair_is_the_unit_of_batching(server):
     after = scrape(server)
     assert value(after, "embedserve_batch_inputs_count") - value(before, "embedserve_batch_inputs_count") == 1
     assert value(after, "embedserve_batch_inputs_sum") - value(before, "embedserve_batch_inputs_sum") == 100
+
+
+def test_tensor_parallel_ranks_share_the_token_types(reranker, cross_encoder):
+    """Two ranks over gloo: rank 0 broadcasts each batch's ids and token types; the scores are one process's."""
+    expected = reference(cross_encoder, QUERY, DOCUMENTS, raw=True)
+    with RunningServer(["--model-path", reranker, "--tp-size", "2", "--context-length", str(CONTEXT)]) as tp2:
+        body = {"text_1": QUERY, "text_2": DOCUMENTS, "use_activation": False}
+        scores = [d["score"] for d in post(tp2, "/v1/score", body).json()["data"]]
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
