@@ -62,7 +62,7 @@ class ModelConfig:
 
     @property
     def task(self) -> str:
-        """ "embed" (a vector per input) or "score" (a cross-encoder: a relevance score per query-document pair)."""
+        """What the model answers: "embed" (a vector per input) or "score" (a cross-encoder's score per pair)."""
         return self.spec.task
 
     @property
