@@ -67,6 +67,11 @@ class TextConfig(msgspec.Struct, frozen=True, kw_only=True):
         """Tokens each one attends to when the family slides a window; None for full attention."""
         return None
 
+    @property
+    def position_offset(self) -> int:
+        """Positions the family reserves before a sequence's first token (RoBERTa: the padding index and below)."""
+        return 0
+
     @classmethod
     def from_hf(cls, hf: dict[str, Any]) -> TextConfig:
         return msgspec.convert(text_fields(hf), cls)
@@ -75,7 +80,17 @@ class TextConfig(msgspec.Struct, frozen=True, kw_only=True):
 class BertConfig(TextConfig, frozen=True, kw_only=True):
     norm_eps: float = field(default=1e-12, name="layer_norm_eps")
     activation: str = field(default="gelu", name="hidden_act")
-    type_vocab_size: int = 2  # segment embeddings; every input here is segment 0
+    type_vocab_size: int = 2  # segment embeddings: 0 for a text or a pair's first part, 1 for its second
+
+
+class XLMRobertaConfig(BertConfig, frozen=True, kw_only=True):
+    """BERT's shape with RoBERTa's positions, which count from the padding index (see engine/models/xlm_roberta.py)."""
+
+    pad_token_id: int = 1
+
+    @property
+    def position_offset(self) -> int:
+        return self.pad_token_id + 1
 
 
 class ClipTextConfig(TextConfig, frozen=True, kw_only=True):

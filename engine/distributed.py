@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-# Header layout broadcast before each batch: [command, num_seqs, num_tokens]
+# Header layout broadcast before each batch: [command, num_seqs, num_tokens, 1 if token types follow the ids]
 _RUN, _STOP = 1, 0
 
 
@@ -83,25 +83,29 @@ class BatchBroadcaster:
     def __init__(self) -> None:
         self.group = dist.new_group(backend="gloo", timeout=datetime.timedelta(days=3650))
 
-    def send(self, sequences: list[np.ndarray]) -> None:
+    def send(self, sequences: list[np.ndarray], token_types: list[np.ndarray] | None = None) -> None:
         lens = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        header = torch.tensor([_RUN, len(sequences), int(lens.sum())], dtype=torch.int64)
+        has_types = int(token_types is not None)
+        header = torch.tensor([_RUN, len(sequences), int(lens.sum()), has_types], dtype=torch.int64)
         dist.broadcast(header, src=0, group=self.group)
-        payload = np.concatenate([lens, *(s.astype(np.int64) for s in sequences)])
-        dist.broadcast(torch.from_numpy(payload), src=0, group=self.group)
+        parts = [lens, *(s.astype(np.int64) for s in sequences), *(t.astype(np.int64) for t in token_types or ())]
+        dist.broadcast(torch.from_numpy(np.concatenate(parts)), src=0, group=self.group)
 
     def send_stop(self) -> None:
-        dist.broadcast(torch.tensor([_STOP, 0, 0], dtype=torch.int64), src=0, group=self.group)
+        dist.broadcast(torch.tensor([_STOP, 0, 0, 0], dtype=torch.int64), src=0, group=self.group)
 
-    def receive(self) -> list[np.ndarray] | None:
-        """The next batch's sequences, or None when rank 0 says stop."""
-        header = torch.empty(3, dtype=torch.int64)
+    def receive(self) -> tuple[list[np.ndarray], list[np.ndarray] | None] | None:
+        """The next batch's sequences and their token types (None for single texts), or None when rank 0 says stop."""
+        header = torch.empty(4, dtype=torch.int64)
         dist.broadcast(header, src=0, group=self.group)
-        command, num_seqs, num_tokens = header.tolist()
+        command, num_seqs, num_tokens, has_types = header.tolist()
         if command == _STOP:
             return None
-        payload = torch.empty(num_seqs + num_tokens, dtype=torch.int64)
+        payload = torch.empty(num_seqs + num_tokens * (1 + has_types), dtype=torch.int64)
         dist.broadcast(payload, src=0, group=self.group)
         flat = payload.numpy()
-        lens, tokens = flat[:num_seqs], flat[num_seqs:].astype(np.int32)
-        return np.split(tokens, np.cumsum(lens)[:-1])
+        lens = flat[:num_seqs]
+        splits = np.cumsum(lens)[:-1]
+        tokens = np.split(flat[num_seqs : num_seqs + num_tokens].astype(np.int32), splits)
+        types = np.split(flat[num_seqs + num_tokens :].astype(np.int32), splits) if has_types else None
+        return tokens, types

@@ -49,11 +49,16 @@ class _FaultInjectingRunner:
     def __getattr__(self, name: str):
         return getattr(self._runner, name)
 
-    def embed(self, sequences: list[np.ndarray], images: list[ImageInput | None] | None = None) -> np.ndarray:
+    def embed(
+        self,
+        sequences: list[np.ndarray],
+        images: list[ImageInput | None] | None = None,
+        token_types: list[np.ndarray] | None = None,
+    ) -> np.ndarray:
         for token_id, error in self._triggers.items():
             if any((seq == token_id).any() for seq in sequences):
                 raise error(f"injected {error.__name__} for token id {token_id}")
-        return self._runner.embed(sequences, images)
+        return self._runner.embed(sequences, images, token_types)
 
 
 def with_injected_faults(runner: Embedder) -> Embedder:

@@ -18,6 +18,7 @@ class ForwardBatch:
     max_seqlen: int
     attn_metadata: Any = field(default=None)  # filled once per batch by the attention backend
     images: Any = field(default=None)  # multimodal models: an engine.image_batch.ImageBatch, else None
+    token_type_ids: torch.Tensor | None = None  # (num_tokens,) int64 segment of each token (pairs); None: all 0
 
     @property
     def num_seqs(self) -> int:
@@ -29,9 +30,13 @@ class ForwardBatch:
 
     @classmethod
     def from_sequences(
-        cls, sequences: list[np.ndarray], device: str | torch.device, position_offset: int = 0
+        cls,
+        sequences: list[np.ndarray],
+        device: str | torch.device,
+        position_offset: int = 0,
+        token_types: list[np.ndarray] | None = None,
     ) -> ForwardBatch:
-        """Pack token-id arrays into one flat batch on `device`."""
+        """Pack token-id arrays (and, for query-document pairs, each one's token types) into one flat batch."""
         seq_lens = [int(len(s)) for s in sequences]
         lens = np.asarray(seq_lens, dtype=np.int64)
         cu = np.zeros(len(seq_lens) + 1, dtype=np.int32)
@@ -46,7 +51,13 @@ class ForwardBatch:
             seq_lens=seq_lens,
             cu_seqlens=to_device(torch.from_numpy(cu), device),
             max_seqlen=max(seq_lens),
+            token_type_ids=None if token_types is None else _pack_token_types(token_types, device),
         )
+
+
+def _pack_token_types(token_types: list[np.ndarray], device: str | torch.device) -> torch.Tensor:
+    flat = np.concatenate(token_types).astype(np.int64, copy=False)
+    return to_device(torch.from_numpy(flat), device)
 
 
 def to_device(host: torch.Tensor, device: str | torch.device) -> torch.Tensor:

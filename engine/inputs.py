@@ -20,6 +20,11 @@ class ImageInput:
 class Embedder(Protocol):
     """What the scheduler runs a batch on: the ModelRunner, or a wrapper around it."""
 
-    def embed(self, sequences: list[np.ndarray], images: list[ImageInput | None] | None = None) -> np.ndarray:
-        """Token-id arrays (and each one's image, for multimodal models) -> (num_seqs, dim) float32."""
+    def embed(
+        self,
+        sequences: list[np.ndarray],
+        images: list[ImageInput | None] | None = None,
+        token_types: list[np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Token-id arrays (and each one's image, or each query-document pair's token types) -> (num_seqs, dim) float32."""
         ...

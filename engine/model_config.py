@@ -27,6 +27,19 @@ class _TopLevel(msgspec.Struct):
     projection_dim: int | None = None  # CLIP: both towers project into this space
     matryoshka_dimensions: list[int] | None = None
     is_matryoshka: bool = False
+    # sequence classifiers: transformers writes id2label; num_labels only comes from overrides
+    id2label: dict[str, str] | None = None
+    num_labels: int | None = None
+    # where sentence-transformers 4-5 (and, before 4, the old key) keep a cross-encoder's activation
+    sentence_transformers: dict[str, Any] | None = None
+    sbert_ce_default_activation_function: str | None = None
+
+
+# sentence-transformers' activation classes that a cross-encoder's scores go through, by the path it saves
+SCORE_ACTIVATIONS = {
+    "torch.nn.modules.activation.Sigmoid": "sigmoid",
+    "torch.nn.modules.linear.Identity": "identity",
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,13 @@ class ModelConfig:
     matryoshka_dimensions: tuple[int, ...] | None  # None with is_matryoshka means any size up to embedding_dim
     is_matryoshka: bool
     dtype: str
+    num_labels: int = 1  # logits per input of a cross-encoder
+    score_activation: str = "sigmoid"  # what a cross-encoder's logit goes through unless raw scores are asked for
+
+    @property
+    def task(self) -> str:
+        """What the model answers: "embed" (a vector per input) or "score" (a cross-encoder's score per pair)."""
+        return self.spec.task
 
     @property
     def vocab_size(self) -> int:
@@ -77,10 +97,13 @@ class ModelConfig:
             vision = spec.vision_config.from_hf(hf) if spec.vision_config else None
         except (msgspec.ValidationError, ArchConfigError) as error:
             raise ModelConfigError(f"{config_file}: {error}") from None
-        st_info = read_sentence_transformers_info(model_path)
+        try:
+            st_info = read_sentence_transformers_info(model_path)
+        except ValueError as error:  # a module or pooling mode the engine does not implement
+            raise ModelConfigError(f"{model_path}: {error}") from None
         pooling = st_info.pooling or spec.default_pooling
         normalize = st_info.normalize if st_info.normalize is not None else spec.default_normalize
-        max_positions = text.max_position_embeddings - spec.position_offset
+        max_positions = text.max_position_embeddings - text.position_offset
         # Sliding-window attention is not implemented: inputs up to the window attend exactly as full causal
         # attention, so the context is capped at the window instead of serving different vectors beyond it.
         window = text.attention_window
@@ -99,6 +122,12 @@ class ModelConfig:
         matryoshka = tuple(sorted(top.matryoshka_dimensions)) if top.matryoshka_dimensions else None
         if matryoshka and (matryoshka[0] < 1 or matryoshka[-1] > embedding_dim):
             raise ModelConfigError(f"matryoshka_dimensions {list(matryoshka)} must lie in 1..{embedding_dim}")
+        num_labels = top.num_labels or (len(top.id2label) if top.id2label else 1)
+        if spec.task == "score" and num_labels != 1:
+            raise ModelConfigError(
+                f"{config_file}: a cross-encoder with {num_labels} labels is a classifier; "
+                "only one-label cross-encoders (rerankers) are served"
+            )
         return cls(
             model_path=str(model_path),
             architecture=top.architectures[0],
@@ -113,7 +142,24 @@ class ModelConfig:
             matryoshka_dimensions=matryoshka,
             is_matryoshka=bool(matryoshka) or top.is_matryoshka,
             dtype=resolve_dtype(dtype, device),
+            num_labels=num_labels,
+            score_activation=_score_activation(top, st_info, config_file),
         )
+
+
+def _score_activation(top: _TopLevel, st_info: SentenceTransformersInfo, config_file: Path) -> str:
+    """sentence-transformers' choice, in its order: config_sentence_transformers.json's activation_fn, then
+    config.json's (current key, then the pre-4.0 one), then sigmoid for one label."""
+    path = st_info.activation_fn or (top.sentence_transformers or {}).get("activation_fn")
+    path = path or top.sbert_ce_default_activation_function
+    if path is None:
+        return "sigmoid"
+    if path not in SCORE_ACTIVATIONS:
+        raise ModelConfigError(
+            f"{config_file.parent}: the cross-encoder's activation {path!r} is not implemented "
+            f"(implemented: {', '.join(SCORE_ACTIVATIONS)})"
+        )
+    return SCORE_ACTIVATIONS[path]
 
 
 def check_dtype(dtype: str) -> None:

@@ -66,14 +66,22 @@ class ModelRunner:
         )
 
     @torch.inference_mode()
-    def embed(self, sequences: list[np.ndarray], images: list[ImageInput | None] | None = None) -> np.ndarray:
-        """Token-id arrays (and, for multimodal models, each one's image) -> (num_seqs, dim) float32, unnormalized."""
-        batch = ForwardBatch.from_sequences(sequences, self.device, self.config.spec.position_offset)
+    def embed(
+        self,
+        sequences: list[np.ndarray],
+        images: list[ImageInput | None] | None = None,
+        token_types: list[np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Token-id arrays (and each one's image, or each pair's token types) -> (num_seqs, dim) float32.
+
+        dim is the vector size (unnormalized) for an embedder, the number of labels (raw logits) for a cross-encoder.
+        """
+        batch = ForwardBatch.from_sequences(sequences, self.device, self.config.text.position_offset, token_types)
         if images is not None:
             batch.images = ImageBatch.from_inputs(images, sequences, self.device, _TORCH_DTYPES[self.config.dtype])
         self.attn.prepare(batch)
         output = self.model(batch)
-        if self.model.pools_itself:  # CLIP: pooling and projection are part of the model
+        if self.model.pools_itself:  # CLIP, cross-encoders: pooling and projection are part of the model
             return output.float().cpu().numpy()
         pooled = pool_hidden_states(output, batch.cu_seqlens, self.config.pooling)
         return pooled.cpu().numpy()

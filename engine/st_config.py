@@ -6,6 +6,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The sentence-transformers modules the engine implements, by class name (the module path changed across
+# versions: sentence_transformers.models.Pooling, sentence_transformers.sentence_transformer.modules.pooling.Pooling).
+# Dropout does nothing at inference. Any other module (Dense, LayerNorm, a Router...) would change the vectors.
+IMPLEMENTED_MODULES = ("Transformer", "Pooling", "Normalize", "Dropout")
+
+
+class UnsupportedModuleError(ValueError):
+    """modules.json lists a module the engine does not implement: serving without it would give wrong vectors."""
+
+
 # sentence-transformers' pooling flags, in the order it checks them, mapped to our names.
 _POOLING_FLAGS = (
     ("pooling_mode_cls_token", "cls"),
@@ -23,6 +33,7 @@ class SentenceTransformersInfo:
     max_seq_length: int | None = None
     prompts: dict[str, str] = field(default_factory=dict)
     default_prompt_name: str | None = None
+    activation_fn: str | None = None  # a cross-encoder's activation, as the class path sentence-transformers saves
 
 
 def _read_json(path: Path) -> dict | list | None:
@@ -50,6 +61,14 @@ def read_sentence_transformers_info(model_path: str | Path) -> SentenceTransform
     normalize = None
     if isinstance(modules, list):
         types = [str(m.get("type", "")) for m in modules]
+        for module, kind in zip(modules, types, strict=True):
+            if kind.rsplit(".", 1)[-1] not in IMPLEMENTED_MODULES:
+                where = module.get("path") or module.get("name") or "?"
+                raise UnsupportedModuleError(
+                    f"modules.json lists the sentence-transformers module {kind!r} (at {where!r}), which this server "
+                    f"does not implement (implemented: {', '.join(IMPLEMENTED_MODULES)}); serving the model without "
+                    "it would give different vectors than sentence-transformers"
+                )
         normalize = any(t.endswith(".Normalize") for t in types)
         for module in modules:
             if str(module.get("type", "")).endswith(".Pooling"):
@@ -60,8 +79,9 @@ def read_sentence_transformers_info(model_path: str | Path) -> SentenceTransform
     max_seq_length = bert_cfg.get("max_seq_length") if isinstance(bert_cfg, dict) else None
     st_cfg = _read_json(root / "config_sentence_transformers.json")
     prompts: dict[str, str] = {}
-    default_prompt_name = None
+    default_prompt_name = activation_fn = None
     if isinstance(st_cfg, dict):
         prompts = dict(st_cfg.get("prompts") or {})
         default_prompt_name = st_cfg.get("default_prompt_name")
-    return SentenceTransformersInfo(pooling, normalize, max_seq_length, prompts, default_prompt_name)
+        activation_fn = st_cfg.get("activation_fn")
+    return SentenceTransformersInfo(pooling, normalize, max_seq_length, prompts, default_prompt_name, activation_fn)

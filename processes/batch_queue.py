@@ -28,6 +28,7 @@ class BatchItem:
     index: int  # which input of its request
     token_ids: np.ndarray
     image: ImageInput | None = None  # multimodal models: the input's preprocessed image
+    token_type_ids: np.ndarray | None = None  # a query-document pair's segment of each token
 
     @property
     def num_tokens(self) -> int:
@@ -68,7 +69,11 @@ class BatchQueue:
         arrived = min(request.sent_at, time.monotonic()) if request.sent_at else time.monotonic()
         self._requests[request.rid] = _RequestState(request, sequences, arrived=arrived)
         images = {image.index: _image_input(image) for image in request.images}
-        self._waiting.extend(BatchItem(request.rid, i, seq, images.get(i)) for i, seq in enumerate(sequences))
+        types = request.token_type_ids.to_numpy() if request.token_type_ids is not None else None
+        self._waiting.extend(
+            BatchItem(request.rid, i, seq, images.get(i), None if types is None else types[bounds[i] : bounds[i + 1]])
+            for i, seq in enumerate(sequences)
+        )
 
     def abort(self, rid: str) -> None:
         """Forget a request: its queued inputs are skipped and any running ones are discarded."""
@@ -127,9 +132,20 @@ class BatchQueue:
                         prompt_tokens=req.prompt_tokens,
                         queue_time=max(state.first_forward - state.arrived, 0.0),
                         inference_time=max(ended - state.first_forward, 0.0),
+                        task=req.task,
                     )
                 )
         return finished
+
+    @staticmethod
+    def token_types(batch: list[BatchItem]) -> list[np.ndarray] | None:
+        """Each input's token types when the batch holds pairs (an input without them is all segment 0), else None."""
+        if all(item.token_type_ids is None for item in batch):
+            return None
+        return [
+            item.token_type_ids if item.token_type_ids is not None else np.zeros(len(item.token_ids), np.uint8)
+            for item in batch
+        ]
 
     def fail(self, batch: list[BatchItem], error: str, status: int = 500) -> list[RequestOutput]:
         """Fail every request with an input in `batch`; their other queued inputs are dropped."""

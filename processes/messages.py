@@ -70,6 +70,8 @@ class EmbedRequest(msgspec.Struct, tag=True, array_like=True, omit_defaults=True
     prompt_tokens: int = 0
     sent_at: float = 0.0  # the frontend's time.monotonic() when it sent the request
     images: list[ImageData] = []  # multimodal models only; empty for text
+    task: str = "embed"  # "score": each input is a query-document pair of a cross-encoder, answered with its logits
+    token_type_ids: RawArray | None = None  # (total_tokens,) uint8 segment of each token, for pairs
 
 
 class AbortRequest(msgspec.Struct, tag=True, array_like=True, gc=False):
@@ -94,6 +96,7 @@ class RequestOutput(msgspec.Struct, array_like=True, omit_defaults=True, gc=Fals
     status: int = 200
     queue_time: float = 0.0  # seconds from reaching the scheduler to its first forward
     inference_time: float = 0.0  # seconds from its first forward's start to its last forward's end
+    task: str = "embed"  # "score": `embeddings` holds each pair's logits, sent on as they are
 
 
 class BatchStats(msgspec.Struct, array_like=True, gc=False):

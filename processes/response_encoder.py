@@ -39,6 +39,13 @@ def encode_embeddings_body(output: RequestOutput, served_model_name: str, normal
     )
 
 
+def encode_scores_body(output: RequestOutput) -> bytes:
+    """A cross-encoder's logits, untouched (no truncation, no normalization): little-endian float32 bytes, one
+    row of labels per pair. The frontend applies the activation the request asks for and shapes the route's JSON."""
+    assert output.embeddings is not None, "only a request that did not fail has scores"
+    return np.ascontiguousarray(output.embeddings.to_numpy(), dtype="<f4").tobytes()
+
+
 def encode_error_body(message: str, status: int) -> bytes:
     kind = "server_error" if status >= 500 else "invalid_request_error"
     return _json.encode({"error": {"message": message, "type": kind, "param": None, "code": status}})

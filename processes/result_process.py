@@ -1,4 +1,4 @@
-"""The result process: normalizes, truncates and serializes finished requests into ready HTTP bodies."""
+"""The result process: normalizes, truncates and serializes finished requests into ready HTTP bodies (scores: raw)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from processes.channels import PullChannel, PushChannel
 from processes.ipc import IpcAddresses
 from processes.lifecycle import init_child_process, report_failure, report_ready
 from processes.messages import BatchOutput, EmbedResponse
-from processes.response_encoder import encode_embeddings_body, encode_error_body
+from processes.response_encoder import encode_embeddings_body, encode_error_body, encode_scores_body
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ def run_result_process(
         for output in message.outputs:
             if output.error is not None:
                 body = encode_error_body(output.error, output.status)
+            elif output.task == "score":
+                body = encode_scores_body(output)
             else:
                 body = encode_embeddings_body(output, served_model_name, normalize)
             outbox.send(

@@ -80,7 +80,7 @@ def serve_forever(
         started = time.monotonic()
         try:
             images = [item.image for item in batch] if any(item.image is not None for item in batch) else None
-            vectors = runner.embed([item.token_ids for item in batch], images)
+            vectors = runner.embed([item.token_ids for item in batch], images, BatchQueue.token_types(batch))
         except Exception as error:  # one bad batch fails its requests, not the server
             if is_fatal(error):
                 # The device state is unknown: stop, so the frontend answers 503 and exits non-zero.

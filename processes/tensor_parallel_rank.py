@@ -37,13 +37,18 @@ class BatchSharingRunner:
     def __getattr__(self, name: str):
         return getattr(self._runner, name)
 
-    def embed(self, sequences: list[np.ndarray], images: list[ImageInput | None] | None = None) -> np.ndarray:
+    def embed(
+        self,
+        sequences: list[np.ndarray],
+        images: list[ImageInput | None] | None = None,
+        token_types: list[np.ndarray] | None = None,
+    ) -> np.ndarray:
         if images is not None:
             # The launcher refuses --tp-size above 1 for multimodal models; images are never broadcast.
             raise RuntimeError("tensor-parallel ranks do not share images")
         try:
-            self._broadcaster.send(sequences)
-            return self._runner.embed(sequences)
+            self._broadcaster.send(sequences, token_types)
+            return self._runner.embed(sequences, token_types=token_types)
         except Exception as error:
             # A rank that failed may have left the others waiting in a collective, or a peer died: the group
             # can no longer be trusted to stay in step, so the scheduler stops and the server goes down with it.
@@ -54,15 +59,16 @@ def follow_rank_zero(runner: ModelRunner, broadcaster: BatchBroadcaster, rank: i
     """A follower's whole life after warmup: run every batch rank 0 shares; its outputs are rank 0's to send."""
     while True:
         try:
-            sequences = broadcaster.receive()
+            batch = broadcaster.receive()
         except RuntimeError as error:
             # Rank 0 (or its node) is gone: gloo reports the closed connection. Nothing is left to serve.
             logger.error("rank %d: lost rank 0 (%s); stopping", rank, error)
             raise SystemExit(1) from None
-        if sequences is None:
+        if batch is None:
             return
+        sequences, token_types = batch
         try:
-            runner.embed(sequences)
+            runner.embed(sequences, token_types=token_types)
         except Exception:
             # As on rank 0, a failed forward leaves the group out of step: stop, and the server stops with us.
             logger.critical("rank %d: the forward pass failed; stopping", rank, exc_info=True)

@@ -1,6 +1,8 @@
-"""BERT encoders (all-MiniLM, BGE, ...) over packed ragged batches with bidirectional attention."""
+"""BERT encoders (all-MiniLM, BGE, ...) and BERT rerankers over packed ragged batches with bidirectional attention."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -39,24 +41,41 @@ class BertEmbeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(text.type_vocab_size, hidden)
         self.norm = nn.LayerNorm(hidden, eps=text.norm_eps)
 
+    def positions(self, batch: ForwardBatch) -> torch.Tensor:
+        return batch.positions
+
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        # Single-segment inputs: every token has token type 0.
-        x = self.word_embeddings(batch.input_ids) + self.position_embeddings(batch.positions)
-        return self.norm(x + self.token_type_embeddings.weight[0])
+        x = self.word_embeddings(batch.input_ids) + self.position_embeddings(self.positions(batch))
+        if batch.token_type_ids is None:  # single texts: every token is segment 0
+            return self.norm(x + self.token_type_embeddings.weight[0])
+        return self.norm(x + self.token_type_embeddings(batch.token_type_ids))
 
 
-class BertEmbeddingModel(EmbeddingModel):
-    """Returns final hidden states (num_tokens, hidden); pooling happens outside the model."""
+class ClassificationHead(nn.Module):
+    """The CLS state through dense + tanh, then one logit per label: BERT's pooler and classifier, RoBERTa's classifier."""
 
-    weight_names = WeightNames(
-        skip=r"(bert\.)?(pooler|cls|classifier|lm_head)\..*|.*position_ids",  # task heads and position buffers
+    def __init__(self, hidden_size: int, num_labels: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.out_proj = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, cls: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(torch.tanh(self.dense(cls)))
+
+
+def encoder_weight_names(prefix: str, skipped_heads: str, head_renames: dict[str, str] | None = None) -> WeightNames:
+    """BERT-layout checkpoints: `prefix` nests the encoder in task-head saves (bert., roberta.); `skipped_heads`
+    lists the heads not loaded; `head_renames` maps the classifier's names onto ClassificationHead's."""
+    return WeightNames(
+        skip=rf"({prefix}\.)?({skipped_heads})\..*|.*position_ids",  # unused heads and position buffers
         fused={
             ".attention.self.query.": (".self_attn.qkv_proj.", "q"),
             ".attention.self.key.": (".self_attn.qkv_proj.", "k"),
             ".attention.self.value.": (".self_attn.qkv_proj.", "v"),
         },
         renames={
-            r"^bert\.": "",  # task-head checkpoints nest the encoder under bert.
+            rf"^{prefix}\.": "",
+            **(head_renames or {}),
             r"\.gamma$": ".weight",  # LayerNorm, as old TensorFlow-converted checkpoints name it
             r"\.beta$": ".bias",
             r"^embeddings\.LayerNorm\.": "embeddings.norm.",
@@ -69,11 +88,18 @@ class BertEmbeddingModel(EmbeddingModel):
         },
     )
 
+
+class BertEmbeddingModel(EmbeddingModel):
+    """Returns final hidden states (num_tokens, hidden); pooling happens outside the model."""
+
+    embeddings_class: ClassVar[type[BertEmbeddings]] = BertEmbeddings
+    weight_names = encoder_weight_names("bert", "pooler|cls|classifier|lm_head")
+
     def __init__(self, config: ModelConfig, attn: AttentionBackend):
         super().__init__(config, attn)
         text = config.text
         assert isinstance(text, BertConfig)  # the registry pairs BERT with BertConfig
-        self.embeddings = BertEmbeddings(text)
+        self.embeddings = self.embeddings_class(text)
         self.layers = nn.ModuleList(BertLayer(text, attn) for _ in range(text.num_layers))
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
@@ -81,3 +107,20 @@ class BertEmbeddingModel(EmbeddingModel):
         for layer in self.layers:
             x = layer(x, batch)
         return x
+
+
+class BertCrossEncoder(BertEmbeddingModel):
+    """A reranker (BertForSequenceClassification): one float32 logit per label for each query-document pair."""
+
+    pools_itself = True
+    weight_names = encoder_weight_names(
+        "bert", "cls|lm_head", {r"^pooler\.dense\.": "head.dense.", r"^classifier\.": "head.out_proj."}
+    )
+
+    def __init__(self, config: ModelConfig, attn: AttentionBackend):
+        super().__init__(config, attn)
+        self.head = ClassificationHead(config.text.hidden_size, config.num_labels)
+
+    def forward(self, batch: ForwardBatch) -> torch.Tensor:
+        hidden = super().forward(batch)
+        return self.head(hidden[batch.cu_seqlens[:-1].long()]).float()  # (num_seqs, num_labels)

@@ -15,6 +15,7 @@ from engine.arch_config import (
     Qwen2VLVisionConfig,
     TextConfig,
     VisionConfig,
+    XLMRobertaConfig,
 )
 
 if TYPE_CHECKING:
@@ -31,17 +32,33 @@ class ModelSpec:
     default_normalize: bool
     text_config: type[TextConfig]  # how config.json reads for this family
     vision_config: type[VisionConfig] | None = None
-    position_offset: int = 0  # positions the family reserves at the start (RoBERTa: 2)
     multimodal: str | None = None  # how the frontend turns images into model inputs: "qwen2_vl" | "clip"
+    task: str = "embed"  # "embed": a vector per input; "score": a cross-encoder's logits per query-document pair
 
 
 _BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", "cls", True, text_config=BertConfig)
+_XLM_ROBERTA = ModelSpec(
+    "engine.models.xlm_roberta", "XLMRobertaEmbeddingModel", "cls", True, text_config=XLMRobertaConfig
+)
 
-# Base classes and the task heads users ship; the heads' extra weights are ignored.
+# Base classes and the task heads users ship; an embedder ignores its head's weights. Sequence classifiers are
+# cross-encoders: they score query-document pairs (rerankers) and pool and project inside the model.
 MODEL_SPECS: dict[str, ModelSpec] = {
     "BertModel": _BERT,
     "BertForMaskedLM": _BERT,
-    "BertForSequenceClassification": _BERT,
+    "BertForSequenceClassification": ModelSpec(
+        "engine.models.bert", "BertCrossEncoder", "model", False, text_config=BertConfig, task="score"
+    ),
+    "XLMRobertaModel": _XLM_ROBERTA,
+    "XLMRobertaForMaskedLM": _XLM_ROBERTA,
+    "XLMRobertaForSequenceClassification": ModelSpec(
+        "engine.models.xlm_roberta",
+        "XLMRobertaCrossEncoder",
+        "model",
+        False,
+        text_config=XLMRobertaConfig,
+        task="score",
+    ),
     # multimodal: GME pools the last token of a Qwen2-VL; CLIP pools inside the model (text EOS, image CLS) and projects
     "Qwen2VLForConditionalGeneration": ModelSpec(
         "engine.models.qwen2_vl",

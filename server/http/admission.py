@@ -137,17 +137,24 @@ async def read_body(request: Request, max_request_bytes: int, ticket: Ticket) ->
     return bytes(body)
 
 
-def check_input_sizes(items: list, max_inputs_per_request: int, max_input_chars: int) -> None:
-    """--max-inputs-per-request over the items, --max-input-chars over each text (a multimodal item's too)."""
+def check_input_sizes(items: list, max_inputs_per_request: int, max_input_chars: int, name: str = "input") -> None:
+    """--max-inputs-per-request over the items, --max-input-chars over each text (a multimodal item's too).
+
+    `name` is the request field the items came from, as errors call it.
+    """
     if len(items) > max_inputs_per_request:
         raise APIError(
-            f"input has {len(items)} items, more than the limit of {max_inputs_per_request} (--max-inputs-per-request)",
-            param="input",
+            f"{name} has {len(items)} items, more than the limit of {max_inputs_per_request} (--max-inputs-per-request)",
+            param=name,
         )
     for index, item in enumerate(items):
         text = item.text if isinstance(item, MultimodalItem) else item
-        if isinstance(text, str) and len(text) > max_input_chars:
-            raise APIError(
-                f"input[{index}] has {len(text)} characters, more than the limit of {max_input_chars} (--max-input-chars)",
-                param="input",
-            )
+        check_text_length(text, max_input_chars, f"{name}[{index}]", name)
+
+
+def check_text_length(text: object, max_chars: int, where: str, param: str) -> None:
+    """--max-input-chars over one text; `where` names it in the error."""
+    if isinstance(text, str) and len(text) > max_chars:
+        raise APIError(
+            f"{where} has {len(text)} characters, more than the limit of {max_chars} (--max-input-chars)", param=param
+        )

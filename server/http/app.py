@@ -1,4 +1,4 @@
-"""The FastAPI app: OpenAI's /v1/embeddings and /v1/models, /health, /get_model_info; native routes and metrics."""
+"""The FastAPI app: OpenAI's /v1/embeddings and /v1/models, the rerank routes, /health, /get_model_info; native routes, metrics."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from server.http.metrics import ServerMetrics, install_metrics
 from server.http.pipeline import add_pipeline_route
 from server.http.routes_native import ENCODE_ROUTE, TOKENIZE_ROUTE, register_server_info
 from server.http.routes_openai import EMBEDDINGS_ROUTE
+from server.http.routes_rerank import RERANK_ROUTE, SCORE_ROUTE, TEI_RERANK_ROUTE
 from server.http.server_stats import install_stats
+from server.inputs.pair_tokenizer import PairTokenizer
 from server.inputs.tokenizer_manager import TokenizerManager
 from server.launch.args import ServerArgs
 
@@ -39,6 +41,7 @@ class FrontendState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     engine_info: dict = field(default_factory=dict)  # what the scheduler reported when ready (device, backend)
     multimodal: Any = None  # server.inputs.multimodal.MultimodalProcessor for multimodal models
+    pairs: PairTokenizer | None = None  # cross-encoders: how query-document pairs become model inputs
     heartbeat: ReplicaHeartbeats | None = None  # each replica's scheduler progress, shared memory
     pipeline_paths: set[str] = field(default_factory=set)  # filled as the pipeline routes are added
     health: Health = field(init=False)
@@ -65,7 +68,7 @@ def build_app(state: FrontendState) -> FastAPI:
     install_stats(app, state)
 
     # Every route that embeds or tokenizes goes through the one pipeline (server/http/pipeline.py).
-    for route in (EMBEDDINGS_ROUTE, ENCODE_ROUTE, TOKENIZE_ROUTE):
+    for route in (EMBEDDINGS_ROUTE, ENCODE_ROUTE, TOKENIZE_ROUTE, RERANK_ROUTE, TEI_RERANK_ROUTE, SCORE_ROUTE):
         add_pipeline_route(app, state, route)
 
     @app.get("/v1/models")
@@ -98,6 +101,7 @@ def build_app(state: FrontendState) -> FastAPI:
                 "is_matryoshka": cfg.is_matryoshka,
                 "dtype": cfg.dtype,
                 "prompt_names": sorted(cfg.st_info.prompts),
+                "task": cfg.task,
             }
         )
 

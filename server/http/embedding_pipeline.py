@@ -91,17 +91,30 @@ async def run_embedding(
     context: RequestContext, items: list, encoding_format: str, dimensions: int | None, prompt: str = ""
 ) -> EmbedOutcome:
     """Tokenize `items`, embed them, and record the request in the metrics and the request log's fields."""
+    tokens, images = await prepare_inputs(context.state, items, prompt, context.ticket.reserve)
+    return await run_engine(context, tokens, images, count_chars(items), encoding_format, dimensions)
+
+
+async def run_engine(
+    context: RequestContext,
+    tokens: TokenizedInputs,
+    images: list[ImageData] | None,
+    num_chars: int,
+    encoding_format: str,
+    dimensions: int | None,
+    task: str = "embed",
+) -> EmbedOutcome:
+    """Send tokenized inputs to the engine; record the request in the metrics and the request log's fields."""
     state, rid = context.state, context.rid
-    tokens, images = await prepare_inputs(state, items, prompt, context.ticket.reserve)
     tokenized = time.perf_counter()
-    response = await state.engine.embed(rid, tokens, encoding_format, dimensions, images)
+    response = await state.engine.embed(rid, tokens, encoding_format, dimensions, images, task)
     timing = EmbedTiming(
         total=time.perf_counter() - context.started,
         tokenization=tokenized - context.started,
         queue=response.queue_time,
         inference=response.inference_time,
     )
-    outcome = EmbedOutcome(rid, response, tokens, count_chars(items), timing)
+    outcome = EmbedOutcome(rid, response, tokens, num_chars, timing)
     if response.status == 200:
         state.metrics.observe_request(
             len(tokens.seq_lens), tokens.num_tokens, timing.tokenization, timing.queue, timing.inference

@@ -65,7 +65,9 @@ class EngineClient:
         encoding_format: str,
         dimensions: int | None,
         images: list[ImageData] | None = None,
+        task: str = "embed",
     ) -> EmbedResponse:
+        """`task` "score": `inputs` are query-document pairs with token types, answered with raw logits."""
         if self.dead_reason is not None:
             raise APIError(f"the engine is down: {self.dead_reason}", status=503)
         future: asyncio.Future[EmbedResponse] = asyncio.get_running_loop().create_future()
@@ -80,6 +82,8 @@ class EngineClient:
             prompt_tokens=inputs.num_tokens + sum(image.num_tokens for image in images or ()),
             images=images or [],
             sent_at=time.monotonic(),
+            task=task,
+            token_type_ids=None if inputs.token_type_ids is None else RawArray.from_numpy(inputs.token_type_ids),
         )
         replica = self.router.send(rid, request.prompt_tokens)
         try:

@@ -32,6 +32,7 @@ Options = TypeVar("Options")
 class ParsedRequest(Generic[Options]):
     items: list  # every input the route will tokenize or embed: the pipeline checks them against the limits
     options: Options  # the rest of the request, as the route needs it to answer
+    items_name: str = "input"  # the request field the items came from, as limit errors name it
 
 
 @dataclass
@@ -77,7 +78,7 @@ async def _run_pipeline(state: FrontendState, route: PipelineRoute, request: Req
         with state.health.admission.admit() as ticket:
             body = await read_body(request, args.max_request_bytes, ticket)
             parsed = route.parse(state, body)
-            check_input_sizes(parsed.items, args.max_inputs_per_request, args.max_input_chars)
+            check_input_sizes(parsed.items, args.max_inputs_per_request, args.max_input_chars, parsed.items_name)
             context = RequestContext(state, request, rid, started, ticket, log_fields)
             response = await run_unless_disconnected(
                 request.receive, route.answer(context, parsed.items, parsed.options)

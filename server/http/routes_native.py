@@ -19,6 +19,7 @@ from server.http.embedding_pipeline import INLINE_TOKENIZE_CHARS, EmbedOutcome, 
 from server.http.errors import APIError
 from server.http.pipeline import ParsedRequest, PipelineRoute, RequestContext
 from server.http.protocol import MultimodalItem, decode_request, parse_inputs
+from server.http.score_pipeline import require_task
 from server.launch.api_key import public_options
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ def sglang_body(outcome: EmbedOutcome, single: bool) -> bytes:
 
 
 def parse_encode(state: FrontendState, body: bytes) -> ParsedRequest[bool]:
+    require_task(state, "embed")
     items, single = encode_items(decode_request(body, EncodeRequest))
     return ParsedRequest(items, single)
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from server.http.embedding_pipeline import run_embedding
 from server.http.pipeline import ParsedRequest, PipelineRoute, RequestContext
 from server.http.protocol import check_dimensions, check_encoding_format, decode_embedding_request, parse_inputs
+from server.http.score_pipeline import require_task
 from server.inputs.prompts import select_prompt
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class EmbeddingOptions:
 
 
 def parse_embeddings(state: FrontendState, body: bytes) -> ParsedRequest[EmbeddingOptions]:
+    require_task(state, "embed")
     req = decode_embedding_request(body)
     encoding_format = check_encoding_format(req.encoding_format)
     dimensions = check_dimensions(req.dimensions, state.model_config)

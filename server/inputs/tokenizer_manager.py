@@ -20,6 +20,7 @@ from server.inputs.prompts import missing_special_tokens
 class TokenizedInputs:
     token_ids: np.ndarray  # (total_tokens,) int32, all inputs concatenated
     seq_lens: np.ndarray  # (num_inputs,) int32
+    token_type_ids: np.ndarray | None = None  # (total_tokens,) uint8 for query-document pairs, else None
 
     @property
     def num_tokens(self) -> int:

@@ -22,6 +22,7 @@ from processes.result_process import run_result_process
 from processes.scheduler_config import SchedulerConfig
 from server.http.app import FrontendState, build_app
 from server.http.engine_client import EngineClient
+from server.inputs.pair_tokenizer import PairTokenizer, PairTokenizerError
 from server.inputs.prompts import check_default_prompt_name
 from server.inputs.tokenizer_manager import TokenizerManager
 from server.launch.args import ServerArgs, ServerArgsError, default_model_path
@@ -92,6 +93,13 @@ def launch_server(args: ServerArgs) -> int:
             except (ValueError, OSError) as error:
                 logger.error("cannot serve %s: %s", args.model_path, error)
                 return 2
+        pairs = None
+        if model_config.task == "score":
+            try:
+                pairs = PairTokenizer(tokenizer.tokenizer, model_config.context_length)
+            except PairTokenizerError as error:
+                logger.error("cannot serve %s: %s", args.model_path, error)
+                return 2
         engine_info = wait_until_ready(children)
         logger.info(startup_summary(args, model_config, served_model_name, engine_info))
         state = FrontendState(
@@ -104,6 +112,7 @@ def launch_server(args: ServerArgs) -> int:
             heartbeat=heartbeat,
         )
         state.multimodal = multimodal
+        state.pairs = pairs
         return _serve_http(state, children)
     except StartupError as error:
         logger.error("startup failed: %s", error)

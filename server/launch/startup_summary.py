@@ -12,10 +12,18 @@ def matryoshka_label(config: ModelConfig) -> str:
     return f"any<={config.embedding_dim}" if config.is_matryoshka else "no"
 
 
+def _outputs_label(config: ModelConfig) -> str:
+    if config.task == "score":
+        return f"reranker activation={config.score_activation}"
+    return (
+        f"pooling={config.pooling} normalize={config.normalize} dim={config.embedding_dim} "
+        f"matryoshka={matryoshka_label(config)}"
+    )
+
+
 def startup_summary(args: ServerArgs, config: ModelConfig, served_model_name: str, engine_info: dict) -> str:
     return (
-        f"ready: {served_model_name} ({config.architecture}) pooling={config.pooling} normalize={config.normalize} "
-        f"dim={config.embedding_dim} matryoshka={matryoshka_label(config)} context={config.context_length} "
+        f"ready: {served_model_name} ({config.architecture}) {_outputs_label(config)} context={config.context_length} "
         f"dtype={config.dtype} attention={engine_info.get('attention_backend', args.attention_backend)} "
         f"max_prefill_tokens={args.max_prefill_tokens} max_running_requests={args.max_running_requests} "
         f"device={engine_info.get('device', args.device)}{_parallel_label(args)} on http://{args.host}:{args.port}"

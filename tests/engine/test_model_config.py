@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.model_config import ModelConfig, ModelConfigError
@@ -61,3 +63,57 @@ def test_sliding_window_caps_the_context(tiny_decoder):
     assert ModelConfig.load(path, {"sliding_window": 512, "use_sliding_window": False}).context_length == 2048
     with pytest.raises(ModelConfigError, match="outside 1..512"):
         ModelConfig.load(path, {"sliding_window": 512}, context_length=1024)
+
+
+def _classifier_folder(path, architecture: str, **extra) -> str:
+    config = {
+        "architectures": [architecture], "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 16, "vocab_size": 10, "max_position_embeddings": 514, "id2label": {"0": "LABEL_0"},
+        **extra,
+    }  # fmt: skip
+    (path / "config.json").write_text(json.dumps(config))
+    return str(path)
+
+
+def test_cross_encoders_score_with_the_activation_sentence_transformers_uses(tmp_path):
+    folder = _classifier_folder(tmp_path, "XLMRobertaForSequenceClassification", pad_token_id=1)
+    cfg = ModelConfig.load(folder)
+    # RoBERTa's positions start after the padding index: 514 positions hold 512 tokens
+    assert (cfg.task, cfg.num_labels, cfg.score_activation, cfg.context_length) == ("score", 1, "sigmoid", 512)
+    identity = {"activation_fn": "torch.nn.modules.linear.Identity"}
+    assert ModelConfig.load(folder, {"sentence_transformers": identity}).score_activation == "identity"
+    old_key = {"sbert_ce_default_activation_function": "torch.nn.modules.linear.Identity"}
+    assert ModelConfig.load(folder, old_key).score_activation == "identity"
+    # config_sentence_transformers.json (sentence-transformers 6) wins over config.json, as in CrossEncoder
+    (tmp_path / "config_sentence_transformers.json").write_text(json.dumps(identity))
+    assert ModelConfig.load(folder, {"sentence_transformers": {"activation_fn": "x"}}).score_activation == "identity"
+    (tmp_path / "config_sentence_transformers.json").write_text('{"activation_fn": "torch.nn.modules.activation.Tanh"}')
+    with pytest.raises(ModelConfigError, match="activation 'torch.nn.modules.activation.Tanh' is not implemented"):
+        ModelConfig.load(folder)
+
+
+def test_a_classifier_with_several_labels_is_not_served(tmp_path):
+    folder = _classifier_folder(tmp_path, "BertForSequenceClassification", id2label={"0": "no", "1": "yes"})
+    with pytest.raises(ModelConfigError, match="2 labels is a classifier"):
+        ModelConfig.load(folder)
+    assert ModelConfig.load(folder, {"num_labels": 1}).task == "score"
+
+
+def test_a_module_the_engine_does_not_implement_is_refused_by_name(tmp_path):
+    folder = _classifier_folder(tmp_path, "BertModel")
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+        {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    with pytest.raises(ModelConfigError, match=r"'sentence_transformers\.models\.Dense' \(at '2_Dense'\)"):
+        ModelConfig.load(folder)
+    # sentence-transformers 6 spells the same modules by their new paths; Dropout does nothing at inference
+    modules[2]["type"] = "sentence_transformers.sentence_transformer.modules.dropout.Dropout"
+    modules[3]["type"] = "sentence_transformers.base.modules.normalize.Normalize"
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    assert ModelConfig.load(folder).normalize

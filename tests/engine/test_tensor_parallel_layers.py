@@ -42,12 +42,14 @@ def _worker(rank: int, port: int, results) -> None:
     broadcaster = BatchBroadcaster()
     if rank == 0:
         broadcaster.send([np.array([1, 2, 3], np.int32), np.array([7], np.int32)])
+        broadcaster.send([np.array([4, 5], np.int32)], token_types=[np.array([0, 1], np.int32)])
         broadcaster.send_stop()
         received = "sender"
     else:
-        batch = broadcaster.receive()
-        received = [b.tolist() for b in batch] if batch is not None else None
-        received = (received, broadcaster.receive())
+        received = []
+        while (batch := broadcaster.receive()) is not None:
+            sequences, types = batch
+            received.append(([s.tolist() for s in sequences], types and [t.tolist() for t in types]))
     results[rank] = (mlp_ok, embed_ok, qkv_ok, received)
     dist.destroy_process_group()
 
@@ -58,4 +60,4 @@ def test_sharded_layers_and_batch_broadcast_on_two_ranks():
     for rank in (0, 1):
         mlp_ok, embed_ok, qkv_ok, _ = results[rank]
         assert mlp_ok and embed_ok and qkv_ok, (rank, results[rank])
-    assert results[1][3] == ([[1, 2, 3], [7]], None)
+    assert results[1][3] == [([[1, 2, 3], [7]], None), ([[4, 5]], [[0, 1]])]

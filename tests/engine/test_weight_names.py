@@ -19,6 +19,13 @@ def _reference_models() -> dict[str, object]:
     decoder = dict(_TEXT, num_key_value_heads=2, max_position_embeddings=64)
     return {
         "BertForMaskedLM": lambda: t.BertForMaskedLM(t.BertConfig(**_TEXT, max_position_embeddings=64)),
+        "BertForSequenceClassification": lambda: t.BertForSequenceClassification(
+            t.BertConfig(**_TEXT, max_position_embeddings=64, num_labels=1)
+        ),
+        "XLMRobertaModel": lambda: t.XLMRobertaModel(t.XLMRobertaConfig(**_TEXT, max_position_embeddings=66)),
+        "XLMRobertaForSequenceClassification": lambda: t.XLMRobertaForSequenceClassification(
+            t.XLMRobertaConfig(**_TEXT, max_position_embeddings=66, num_labels=1)
+        ),
         "LlamaModel": lambda: t.LlamaModel(t.LlamaConfig(**decoder, attention_bias=True, mlp_bias=True)),
         "LlamaForCausalLM": lambda: t.LlamaForCausalLM(t.LlamaConfig(**decoder)),
         "Qwen2ForCausalLM": lambda: t.Qwen2ForCausalLM(t.Qwen2Config(**decoder)),
@@ -67,6 +74,12 @@ def test_transformers_checkpoints_load_onto_exactly_our_parameters(architecture,
         ("BertModel", "embeddings.LayerNorm.gamma", ("embeddings.norm.weight", None)),
         ("BertModel", "bert.pooler.dense.weight", None),
         ("BertModel", "embeddings.position_ids", None),
+        # rerankers keep their heads: BERT's pooler and classifier, RoBERTa's two-layer classifier
+        ("BertForSequenceClassification", "bert.pooler.dense.weight", ("head.dense.weight", None)),
+        ("BertForSequenceClassification", "classifier.bias", ("head.out_proj.bias", None)),
+        ("XLMRobertaForSequenceClassification", "classifier.out_proj.weight", ("head.out_proj.weight", None)),
+        ("XLMRobertaForSequenceClassification", "roberta.pooler.dense.weight", None),
+        ("XLMRobertaModel", "roberta.encoder.layer.0.output.dense.bias", ("layers.0.mlp.fc2.bias", None)),
         # decoders: with or without the model. prefix; cached rotary tables are not weights
         ("LlamaModel", "layers.1.mlp.gate_proj.weight", ("model.layers.1.mlp.gate_up_proj.weight", 0)),
         ("LlamaForCausalLM", "model.layers.0.self_attn.rotary_emb.inv_freq", None),

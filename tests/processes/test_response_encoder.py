@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from processes.messages import RawArray, RequestOutput
-from processes.response_encoder import encode_embeddings_body, encode_error_body, finish_vectors
+from processes.response_encoder import encode_embeddings_body, encode_error_body, encode_scores_body, finish_vectors
 
 
 def _output(vectors: list[list[float]], **fields) -> RequestOutput:
@@ -21,6 +21,12 @@ def test_truncation_comes_before_normalization():
     finished = finish_vectors(vectors, dimensions=2, normalize=True)
     np.testing.assert_allclose(finished, [[0.6, 0.8], [0.0, 1.0]], rtol=1e-6)  # normalized after: unit length
     assert finished.dtype == np.dtype("<f4") and finished.flags.c_contiguous
+
+
+def test_scores_are_the_raw_logits_never_normalized_or_truncated():
+    logits = [[-3.5], [0.25], [12.0]]
+    body = encode_scores_body(_output(logits, task="score", dimensions=None))
+    np.testing.assert_array_equal(np.frombuffer(body, dtype="<f4"), [-3.5, 0.25, 12.0])
 
 
 def test_without_normalization_vectors_are_only_truncated():

@@ -36,13 +36,15 @@ class FakeRunner:
 
     def __init__(self):
         self.batches: list[list[list[int]]] = []
+        self.token_types: list[list[list[int]] | None] = []  # each batch's, as the runner received them
         self.gate = threading.Event()
         self.gate.set()
         self.during_forward: Callable[[list[list[int]]], None] | None = None  # runs inside each forward
 
-    def embed(self, sequences: list[np.ndarray], images=None) -> np.ndarray:
+    def embed(self, sequences: list[np.ndarray], images=None, token_types=None) -> np.ndarray:
         ids = [seq.tolist() for seq in sequences]
         self.batches.append(ids)
+        self.token_types.append(None if token_types is None else [types.tolist() for types in token_types])
         flat = set(itertools.chain.from_iterable(ids))
         if STOP_TOKEN in flat:
             raise _StopLoop
@@ -153,6 +155,21 @@ def test_an_idle_request_runs_at_once_and_returns_its_vectors(make_loop):
     [output] = message.outputs
     assert (output.rid, output.status, output.error, output.prompt_tokens) == ("a", 200, None, 5)
     np.testing.assert_array_equal(output.embeddings.to_numpy(), [vector_of(ids(10, 3)), vector_of(ids(20, 2))])
+
+
+def test_pairs_batch_with_their_token_types_and_come_back_as_scores(make_loop):
+    loop = make_loop()
+    loop.hold_forward()
+    pairs = request("pairs", ids(10, 3), ids(20, 2))
+    pairs.task = "score"
+    pairs.token_type_ids = RawArray.from_numpy(np.array([0, 0, 1, 0, 1], dtype=np.uint8))
+    loop.send(pairs, request("text", ids(30, 2)))
+    loop.release()
+    finished = outputs_by_rid(loop.receive(2))
+    # one forward holds both requests' inputs: the text without token types is all segment 0
+    assert loop.runner.batches[-1] == [ids(10, 3), ids(20, 2), ids(30, 2)]
+    assert loop.runner.token_types[-1] == [[0, 0, 1], [0, 1], [0, 0]]
+    assert (finished["pairs"].task, finished["text"].task) == ("score", "embed")
 
 
 def test_queued_inputs_are_batched_in_order_under_the_token_and_sequence_budgets(make_loop):
