@@ -15,13 +15,16 @@ def build_parser(prog: str = "embedserve serve") -> argparse.ArgumentParser:
     return parser
 
 
-def parse_serve_args(argv: list[str] | None = None, prog: str = "python -m server.launch_server") -> ServerArgs:
-    """Flags, over the --config file's values, over the defaults."""
-    parser = build_parser(prog)
+def parse_with_config(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Flags, over the --config file's values, over the parser's defaults."""
     config_path = parser.parse_known_args(argv)[0].config
     if config_path:
         parser.set_defaults(**load_config_file(config_path))
-    return ServerArgs.from_cli_args(parser.parse_args(argv))
+    return parser.parse_args(argv)
+
+
+def parse_serve_args(argv: list[str] | None = None, prog: str = "python -m server.launch_server") -> ServerArgs:
+    return ServerArgs.from_cli_args(parse_with_config(build_parser(prog), argv))
 
 
 def serve(argv: list[str] | None = None) -> None:
@@ -42,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] != "serve":
         print(
-            "usage: embedserve serve [--model-path PATH] [--host HOST] [--port PORT] ...  (see embedserve serve --help)"
+            "usage: embedserve serve [--model-path PATH] [--host HOST] [--port PORT] ...  (see embedserve serve --help)\n"
+            "       embedserve embed --input FILE --output FILE [--model-path PATH] ...  (see embedserve embed --help)"
         )
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     serve(argv[1:])
