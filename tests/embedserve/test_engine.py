@@ -17,7 +17,7 @@ from tests.support.texts import mixed_length_batch, varied_texts
 
 
 def test_embed_equals_sentence_transformers_in_input_order(default_engine, minilm, st_model_factory):
-    texts = varied_texts(300, long_words=150) + mixed_length_batch(40)  # two chunks, long and short mixed
+    texts = varied_texts(300, long_words=40) + mixed_length_batch(16)  # two requests, long and short mixed
     vectors = default_engine.embed(texts)
     assert vectors.dtype == np.float32 and vectors.shape == (len(texts), 384)
     expected = st_model_factory(minilm).encode(texts, convert_to_numpy=True)
@@ -85,3 +85,10 @@ def test_matryoshka_engine_truncates_then_normalizes_and_close_leaves_nothing(mi
     assert set(threading.enumerate()) <= threads_before
     with pytest.raises(Exception, match="closed"):
         engine.embed(["after close"])
+
+
+def test_tensor_parallel_engine_equals_one_rank(default_engine):
+    texts = varied_texts(24, long_words=60)
+    with Engine(tp_size=2) as engine:
+        split = engine.embed(texts)
+    assert_close_vectors(split, default_engine.embed(texts))
