@@ -51,7 +51,8 @@ def _child_environment() -> Iterator[None]:
         prepare_child_environment()
         yield
     finally:
-        os.environ.clear()
+        for name in set(os.environ) - set(saved):
+            del os.environ[name]
         os.environ.update(saved)
 
 

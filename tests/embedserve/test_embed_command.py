@@ -103,7 +103,7 @@ def test_bad_rows_are_reported_by_line_and_skipped_or_fatal(default_engine, tmp_
     assert not (tmp_path / "strict.parquet").exists()
 
 
-def test_the_console_command_still_serves_and_refuses_what_it_does_not_know(capsys):
+def test_the_console_command_hands_all_but_embed_to_the_servers_command(capsys):
     with pytest.raises(SystemExit) as stop:
         cli_main(["--model-path", "x"])
     assert stop.value.code == 2 and "embedserve embed --input FILE" in capsys.readouterr().out
