@@ -166,3 +166,19 @@ def test_a_killed_run_resumes_with_each_id_once_and_equal_vectors(default_engine
     np.testing.assert_allclose(resumed, whole, atol=1e-6)
     assert not partial.exists()
     assert run_embed_command([*argv, "--resume"], engine=default_engine) == 0  # complete: nothing left to do
+
+
+def test_help_and_a_bad_flag_answer_without_loading_torch():
+    probe = """
+import sys
+from embedserve.cli import main
+for argv in (["embed", "--help"], ["embed", "--input", "a.txt", "--output", "b.parquet", "--port", "0"]):
+    try:
+        main(argv)
+    except SystemExit as stop:
+        print("exit", stop.code)
+print("heavy:", sorted(name for name in ("torch", "transformers", "fastapi") if name in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert "--text-field" in result.stdout and "--port 0 is not a valid port" in result.stderr
+    assert result.stdout.strip().splitlines()[-3:] == ["exit 0", "exit 2", "heavy: []"]
