@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml scripts/gpu_wheels.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: this version comes as a CPU build; anything else pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,ray]'
 	rm -rf $(FLASHINFER_SOURCE)
 	$(BIN)/pip install -q --no-deps --target $(FLASHINFER_SOURCE) $$($(BIN)/python scripts/gpu_wheels.py --import-specs)
 	touch $(STAMP)

@@ -1,4 +1,5 @@
-"""Turns pooled vectors into the final OpenAI JSON body: truncate, then L2-normalize, then encode."""
+"""Turns pooled vectors into the final OpenAI JSON body (truncate, then L2-normalize, then encode), and reads the
+base64 form back into float32 rows for frontends that need the numbers."""
 
 from __future__ import annotations
 
@@ -44,6 +45,21 @@ def encode_scores_body(output: RequestOutput) -> bytes:
     row of labels per pair. The frontend applies the activation the request asks for and shapes the route's JSON."""
     assert output.embeddings is not None, "only a request that did not fail has scores"
     return np.ascontiguousarray(output.embeddings.to_numpy(), dtype="<f4").tobytes()
+
+
+class _Base64Item(msgspec.Struct):
+    embedding: str  # base64 of little-endian float32
+
+
+class _Base64Body(msgspec.Struct):
+    data: list[_Base64Item]
+
+
+def decode_base64_vectors(body: bytes) -> np.ndarray:
+    """The (num_inputs, dimensions) float32 rows of a base64 embeddings body, bit for bit as they were encoded."""
+    items = msgspec.json.decode(body, type=_Base64Body).data
+    rows = [np.frombuffer(base64.b64decode(item.embedding), dtype="<f4") for item in items]
+    return np.stack(rows) if rows else np.empty((0, 0), dtype="<f4")
 
 
 def encode_error_body(message: str, status: int) -> bytes:

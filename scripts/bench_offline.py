@@ -1,7 +1,8 @@
-"""The engine's own throughput in-process (no HTTP) against sentence-transformers `encode` on the same texts.
+"""The engine's own throughput in-process (no HTTP) against sentence-transformers `encode` on the same texts, and
+with --engine-api the public `embedserve.Engine.embed` (scheduler and result processes, as the server runs them).
 
-Repetitions are interleaved (engine, library, engine, ...) and medians reported, so both see the same machine.
-Both sides include tokenization; tokens/s counts real tokens (no padding).
+Repetitions are interleaved (engine, library, engine, ...) and medians reported, so all see the same machine.
+All sides include tokenization; tokens/s counts real tokens (no padding).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def engine_pass(runner: ModelRunner, tokenizer, texts: list[str], max_tokens: in
     return outputs[0].embeddings.to_numpy()
 
 
+def min_cosine(ours: np.ndarray, theirs: np.ndarray) -> float:
+    return float(((ours * theirs).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))).min())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-path", default=None)
@@ -53,6 +58,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument(
         "--no-packed-linear", action="store_true", help="plain F.linear instead of oneDNN-packed weights (the old path)"
+    )
+    parser.add_argument(
+        "--engine-api", action="store_true", help="also time embedserve.Engine.embed (the model in a child process)"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,14 +82,28 @@ def main() -> None:
     def run_library():
         return library.encode(texts, batch_size=32, convert_to_numpy=True)
 
-    ours, theirs = run_engine(), run_library()  # warm-up, and the parity of this very run
-    cos = (ours * theirs).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
-    times: dict[str, list[float]] = {"engine": [], "sentence_transformers": []}
-    for _ in range(args.repeats):
-        for name, fn in (("engine", run_engine), ("sentence_transformers", run_library)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    contenders = {"engine": run_engine, "sentence_transformers": run_library}
+    api = None
+    if args.engine_api:
+        from embedserve import Engine
+
+        api = Engine(
+            path, dtype=args.dtype, max_prefill_tokens=args.max_prefill_tokens, num_threads=args.threads,
+            allow_auto_truncate=True,
+        )  # fmt: skip
+        contenders["engine_api"] = lambda: api.embed(texts)
+    try:
+        outputs = {name: fn() for name, fn in contenders.items()}  # warm-up, and the parity of this very run
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(args.repeats):
+            for name, fn in contenders.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    finally:
+        if api is not None:
+            api.close()
+    theirs = outputs["sentence_transformers"]
     result = {
         "model": path,
         "dtype": args.dtype,
@@ -90,10 +112,16 @@ def main() -> None:
         "texts": len(texts),
         "tokens": tokens,
         "mean_tokens_per_text": tokens / len(texts),
-        "min_cosine_vs_library": float(cos.min()),
+        "min_cosine_vs_library": min_cosine(outputs["engine"], theirs),
         **{f"{name}_tokens_per_s": tokens / statistics.median(t) for name, t in times.items()},
     }
     result["speedup"] = result["engine_tokens_per_s"] / result["sentence_transformers_tokens_per_s"]
+    if "engine_api" in outputs:
+        result["engine_api_min_cosine_vs_library"] = min_cosine(outputs["engine_api"], theirs)
+        result["engine_api_vs_engine"] = result["engine_api_tokens_per_s"] / result["engine_tokens_per_s"]
+        result["engine_api_vs_library"] = (
+            result["engine_api_tokens_per_s"] / result["sentence_transformers_tokens_per_s"]
+        )
     print(json.dumps(result, indent=2))
 
 

@@ -1,4 +1,4 @@
-"""Imports point one way (server -> processes -> engine); engine/ needs only its allow-listed libraries."""
+"""Imports point one way (embedserve -> server -> processes -> engine); engine/ needs only its allow-listed libraries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("engine", "processes", "server")  # lowest first: a package may import only its own layer and those below
+# lowest first: a package may import only its own layer and those below; embedserve is the public facade on top
+LAYERS = ("engine", "processes", "server", "embedserve")
 
 # Every library engine/ may import besides the standard library, and why the engine needs it.
 ENGINE_LIBRARIES = {

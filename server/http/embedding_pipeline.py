@@ -16,8 +16,9 @@ from server.http.protocol import MultimodalItem
 from server.inputs.tokenizer_manager import TokenizedInputs, TokenizerManager
 
 if TYPE_CHECKING:
-    from server.http.app import FrontendState
+    from server.http.engine_client import EngineClient
     from server.http.pipeline import RequestContext
+    from server.inputs.multimodal import MultimodalProcessor
 
 # Tokenizing this many characters inline would stall the event loop; larger requests go to a thread.
 INLINE_TOKENIZE_CHARS = 4096
@@ -36,7 +37,11 @@ async def tokenize_items(
 
 
 async def prepare_inputs(
-    state: FrontendState, items: list, prompt: str, reserve_tokens: Callable[[int], None]
+    tokenizer: TokenizerManager,
+    multimodal: MultimodalProcessor | None,
+    items: list,
+    prompt: str,
+    reserve_tokens: Callable[[int], None],
 ) -> tuple[TokenizedInputs, list[ImageData] | None]:
     """Token ids for every item, and the preprocessed images when a multimodal item is present.
 
@@ -44,12 +49,12 @@ async def prepare_inputs(
     413 past it), so admission counts real tokens instead of body bytes from here on; image loading calls it
     as each image's cost becomes known, before its pixels are decoded (CLIP: before its bytes are fetched).
     """
-    if state.multimodal is not None and any(isinstance(i, MultimodalItem) for i in items):
-        tokens, images = await state.multimodal.prepare(items, reserve_tokens)
+    if multimodal is not None and any(isinstance(i, MultimodalItem) for i in items):
+        tokens, images = await multimodal.prepare(items, reserve_tokens)
         # the final share: the ids plus CLIP's image positions, which travel beside them
         reserve_tokens(tokens.num_tokens + sum(image.num_tokens for image in images))
         return tokens, images
-    tokens = await tokenize_items(state.tokenizer, items, prompt)
+    tokens = await tokenize_items(tokenizer, items, prompt)
     reserve_tokens(tokens.num_tokens)
     return tokens, None
 
@@ -87,11 +92,53 @@ class EmbedOutcome:
         }
 
 
+async def embed_items(
+    tokenizer: TokenizerManager,
+    multimodal: MultimodalProcessor | None,
+    engine: EngineClient,
+    rid: str,
+    items: list,
+    encoding_format: str,
+    dimensions: int | None,
+    prompt: str = "",
+    reserve_tokens: Callable[[int], None] = lambda num_tokens: None,
+    started: float | None = None,
+) -> EmbedOutcome:
+    """Tokenize `items` (and load their images), embed them, and time each phase; any frontend's core path."""
+    started = time.perf_counter() if started is None else started
+    tokens, images = await prepare_inputs(tokenizer, multimodal, items, prompt, reserve_tokens)
+    return await embed_tokens(engine, rid, tokens, images, count_chars(items), encoding_format, dimensions, started)
+
+
+async def embed_tokens(
+    engine: EngineClient,
+    rid: str,
+    tokens: TokenizedInputs,
+    images: list[ImageData] | None,
+    num_chars: int,
+    encoding_format: str,
+    dimensions: int | None,
+    started: float,
+    task: str = "embed",
+) -> EmbedOutcome:
+    """Send tokenized inputs to the engine and time each phase since `started`."""
+    tokenized = time.perf_counter()
+    response = await engine.embed(rid, tokens, encoding_format, dimensions, images, task)
+    timing = EmbedTiming(
+        total=time.perf_counter() - started,
+        tokenization=tokenized - started,
+        queue=response.queue_time,
+        inference=response.inference_time,
+    )
+    return EmbedOutcome(rid, response, tokens, num_chars, timing)
+
+
 async def run_embedding(
     context: RequestContext, items: list, encoding_format: str, dimensions: int | None, prompt: str = ""
 ) -> EmbedOutcome:
     """Tokenize `items`, embed them, and record the request in the metrics and the request log's fields."""
-    tokens, images = await prepare_inputs(context.state, items, prompt, context.ticket.reserve)
+    state = context.state
+    tokens, images = await prepare_inputs(state.tokenizer, state.multimodal, items, prompt, context.ticket.reserve)
     return await run_engine(context, tokens, images, count_chars(items), encoding_format, dimensions)
 
 
@@ -105,16 +152,11 @@ async def run_engine(
     task: str = "embed",
 ) -> EmbedOutcome:
     """Send tokenized inputs to the engine; record the request in the metrics and the request log's fields."""
-    state, rid = context.state, context.rid
-    tokenized = time.perf_counter()
-    response = await state.engine.embed(rid, tokens, encoding_format, dimensions, images, task)
-    timing = EmbedTiming(
-        total=time.perf_counter() - context.started,
-        tokenization=tokenized - context.started,
-        queue=response.queue_time,
-        inference=response.inference_time,
+    state = context.state
+    outcome = await embed_tokens(
+        state.engine, context.rid, tokens, images, num_chars, encoding_format, dimensions, context.started, task
     )
-    outcome = EmbedOutcome(rid, response, tokens, num_chars, timing)
+    response, timing = outcome.response, outcome.timing
     if response.status == 200:
         state.metrics.observe_request(
             len(tokens.seq_lens), tokens.num_tokens, timing.tokenization, timing.queue, timing.inference
@@ -130,11 +172,11 @@ async def run_engine(
     )
     if response.status >= 500:
         # The engine's message names the exception; the client gets the request id, the log the message.
-        raise internal_error(rid, "the engine", _engine_error_message(response.body))
+        raise internal_error(context.rid, "the engine", engine_error_message(response.body))
     return outcome
 
 
-def _engine_error_message(body: bytes) -> str:
+def engine_error_message(body: bytes) -> str:
     try:
         return str(msgspec.json.decode(body)["error"]["message"])
     except (msgspec.DecodeError, KeyError, TypeError):

@@ -6,15 +6,14 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
+from processes.response_encoder import decode_base64_vectors
 from server.http.embedding_pipeline import INLINE_TOKENIZE_CHARS, EmbedOutcome, run_embedding
 from server.http.errors import APIError
 from server.http.pipeline import ParsedRequest, PipelineRoute, RequestContext
@@ -49,14 +48,6 @@ class TokenizeRequest(msgspec.Struct, kw_only=True):
     messages: Any = None  # the chat form, which an embedding server has no template for
 
 
-class _OpenAIItem(msgspec.Struct):
-    embedding: str  # base64 of little-endian float32
-
-
-class _OpenAIBody(msgspec.Struct):
-    data: list[_OpenAIItem]
-
-
 def encode_items(req: EncodeRequest) -> tuple[list[str | list[int] | MultimodalItem], bool]:
     """The inputs of an /encode request and whether it was a single one (answered with an object, not a list)."""
     if req.image_data is not None:
@@ -75,12 +66,11 @@ def encode_items(req: EncodeRequest) -> tuple[list[str | list[int] | MultimodalI
     return parse_inputs(ids), single
 
 
-def sglang_body(outcome: EmbedOutcome, single: bool) -> bytes:
+def sglang_answer(outcome: EmbedOutcome, single: bool) -> dict | list[dict]:
     """SGLang's /encode answer: {"embedding", "meta_info"} per input; an object for one input, else a list."""
-    items = msgspec.json.decode(outcome.response.body, type=_OpenAIBody).data
+    vectors = decode_base64_vectors(outcome.response.body)
     results = []
-    for index, (item, num_tokens) in enumerate(zip(items, outcome.tokens.seq_lens.tolist(), strict=True)):
-        vector = np.frombuffer(base64.b64decode(item.embedding), dtype="<f4")
+    for index, (vector, num_tokens) in enumerate(zip(vectors, outcome.tokens.seq_lens.tolist(), strict=True)):
         meta_info = {
             "id": outcome.rid if single else f"{outcome.rid}-{index}",
             "prompt_tokens": num_tokens,
@@ -89,7 +79,11 @@ def sglang_body(outcome: EmbedOutcome, single: bool) -> bytes:
             "inference_time": outcome.timing.inference,
         }
         results.append({"embedding": vector.tolist(), "meta_info": meta_info})
-    return _json.encode(results[0] if single else results)
+    return results[0] if single else results
+
+
+def sglang_body(outcome: EmbedOutcome, single: bool) -> bytes:
+    return _json.encode(sglang_answer(outcome, single))
 
 
 def parse_encode(state: FrontendState, body: bytes) -> ParsedRequest[bool]:

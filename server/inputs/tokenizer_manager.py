@@ -62,12 +62,7 @@ class TokenizerManager:
 
     def tokenize(self, items: list[str | list[int]], prompt: str = "") -> TokenizedInputs:
         """`prompt` is prepended to each text (not to token-id inputs), as sentence-transformers does."""
-        texts = [(i, prompt + item) for i, item in enumerate(items) if isinstance(item, str)]
-        sequences: list[list[int]] = [item if isinstance(item, list) else [] for item in items]
-        if texts:
-            encoded = self._encode([text for _, text in texts])
-            for (i, _), ids in zip(texts, encoded, strict=True):
-                sequences[i] = self._prefix + ids + self._suffix if self._prefix or self._suffix else ids
+        sequences = self._sequences(items, prompt)
         for i, ids in enumerate(sequences):
             if isinstance(items[i], list):
                 self._check_token_ids(i, ids)
@@ -83,6 +78,23 @@ class TokenizerManager:
         # chain.from_iterable walks the lists in C: half the time of a generator expression on 50k tokens.
         flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int32, count=int(lens.sum()))
         return TokenizedInputs(flat, lens)
+
+    def over_context(self, items: list[str | list[int]], prompt: str = "") -> dict[int, int]:
+        """{index: token count} of the inputs `tokenize` would refuse as longer than the context length."""
+        if self.allow_auto_truncate:
+            return {}
+        sequences = self._sequences(items, prompt)
+        return {i: len(ids) for i, ids in enumerate(sequences) if len(ids) > self.context_length}
+
+    def _sequences(self, items: list[str | list[int]], prompt: str) -> list[list[int]]:
+        """Each input's ids with the special tokens the folder asks for, before the context-length policy."""
+        texts = [(i, prompt + item) for i, item in enumerate(items) if isinstance(item, str)]
+        sequences: list[list[int]] = [item if isinstance(item, list) else [] for item in items]
+        if texts:
+            encoded = self._encode([text for _, text in texts])
+            for (i, _), ids in zip(texts, encoded, strict=True):
+                sequences[i] = self._prefix + ids + self._suffix if self._prefix or self._suffix else ids
+        return sequences
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         if self._backend is not None:

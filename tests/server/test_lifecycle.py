@@ -23,8 +23,9 @@ def test_console_command_serves_and_sigterm_stops_every_process(minilm):
     assert server.leftover_processes() == []
 
 
-def test_ctrl_c_stops_every_process():
-    server = RunningServer(["--is-embedding"])
+def test_console_command_takes_sglangs_flags_without_serve_and_ctrl_c_stops_every_process():
+    console_command = os.path.join(os.path.dirname(sys.executable), "embedserve")
+    server = RunningServer(["--is-embedding"], command=[console_command])
     assert server.stop(signal.SIGINT) == 0
     assert server.leftover_processes() == []
 

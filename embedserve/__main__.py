@@ -1,0 +1,6 @@
+"""`python -m embedserve ...`: the `embedserve` console command."""
+
+from embedserve.cli import main
+
+if __name__ == "__main__":
+    main()

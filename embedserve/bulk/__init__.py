@@ -1,0 +1,1 @@
+"""`embedserve embed`: whole files embedded through an in-process Engine, chunk by chunk, resumable."""
