@@ -105,7 +105,7 @@ def test_bad_rows_are_reported_by_line_and_skipped_or_fatal(default_engine, tmp_
 
 def test_the_console_command_hands_all_but_embed_to_the_servers_command(capsys):
     with pytest.raises(SystemExit) as stop:
-        cli_main(["--model-path", "x"])
+        cli_main(["model-path"])  # neither a subcommand nor a flag: the usage of both
     assert stop.value.code == 2 and "embedserve embed --input FILE" in capsys.readouterr().out
     with pytest.raises(SystemExit) as stop:
         cli_main(["embed", "--input", "corpus.xlsx", "--output", "out.parquet"])
