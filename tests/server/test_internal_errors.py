@@ -49,7 +49,14 @@ def test_every_route_that_takes_a_body_runs_in_the_pipeline(minilm):
     """A route added later (rerank...) cannot skip the pipeline's steps by registering itself directly."""
     with inprocess_app(minilm) as (app, _):
         with_body = [r for r in app.routes if isinstance(r, APIRoute) and r.methods & {"POST", "PUT", "PATCH"}]
-        assert {r.path for r in with_body} == {"/v1/embeddings", "/encode", "/tokenize", "/v1/rerank", "/rerank", "/v1/score"}
+        assert {r.path for r in with_body} == {
+            "/v1/embeddings",
+            "/encode",
+            "/tokenize",
+            "/v1/rerank",
+            "/rerank",
+            "/v1/score",
+        }
         assert all(r.endpoint.__qualname__.startswith("add_pipeline_route.") for r in with_body), with_body
 
 
