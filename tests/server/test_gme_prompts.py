@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 
 import numpy as np
@@ -35,8 +36,9 @@ def gme_path(tmp_path_factory):
     return build_tiny_qwen2_vl(tmp_path_factory.mktemp("models") / "gme-tiny")
 
 
-def _token_ids(path: str, template: str, bounds: dict | None = None) -> list[list[int]]:
-    args = ServerArgs(model_path=path, chat_template=template, mm_processor_kwargs=json.dumps(bounds or {}))
+@functools.cache  # each server configuration and reference processor is built once for the module's tests
+def _token_ids(path: str, template: str, bounds: str = "{}") -> list[list[int]]:
+    args = ServerArgs(model_path=path, chat_template=template, mm_processor_kwargs=bounds)
     config = ModelConfig.load(path)
     processor = MultimodalProcessor(config, args, TokenizerManager(config, False, False))
     try:
@@ -48,8 +50,13 @@ def _token_ids(path: str, template: str, bounds: dict | None = None) -> list[lis
     return [ids.tolist() for ids in np.split(tokens.token_ids, bounds_at)]
 
 
-def _reference_ids(path: str, missing_text: str, bounds: dict | None = None) -> list[list[int]]:
-    processor = qwen2_vl_reference_processor(path, bounds)
+@functools.cache
+def _reference_processor(path: str, bounds: str):
+    return qwen2_vl_reference_processor(path, json.loads(bounds))
+
+
+def _reference_ids(path: str, missing_text: str, bounds: str = "{}") -> list[list[int]]:
+    processor = _reference_processor(path, bounds)
     ids = []
     for item in ITEMS:
         images = [Image.open(item["image"])] if "image" in item else None
@@ -67,7 +74,7 @@ def test_gme_template_is_the_authors_prompt_and_the_sglang_one_adds_padding(gme_
 
 
 def test_mm_processor_kwargs_replace_the_folders_pixel_budget(gme_path):
-    bounds = {"min_pixels": 128 * 28 * 28, "max_pixels": 160 * 28 * 28}
+    bounds = json.dumps({"min_pixels": 128 * 28 * 28, "max_pixels": 160 * 28 * 28})
     ids = _token_ids(gme_path, "gme-qwen2-vl", bounds)
     assert ids == _reference_ids(gme_path, "", bounds)
     assert len(ids[1]) > len(_token_ids(gme_path, "gme-qwen2-vl")[1]) + 64  # the folder allows 64 merged patches
