@@ -54,7 +54,11 @@ class MultimodalProcessor:
         self.context_length = config.context_length
         self.chat_template = args.chat_template
         qwen2_vl_prompt(self.chat_template, None, False)  # an unknown template fails at startup
-        self.image_processor = AutoImageProcessor.from_pretrained(config.model_path)
+        overrides = args.image_processor_kwargs()
+        if overrides and self.kind != "qwen2_vl":
+            raise ValueError(f"--mm-processor-kwargs sets Qwen2-VL's pixel budget; {config.architecture} takes none")
+        # as vLLM and GME's authors pass them: over the folder's preprocessor_config.json
+        self.image_processor = AutoImageProcessor.from_pretrained(config.model_path, **overrides)
         clip_tokens = config.vision.tokens_per_image if config.vision is not None else None
         self.geometry = ImageGeometry(self.kind, self.image_processor, clip_tokens or 0)
         allowed = args.allowed_local_media_path

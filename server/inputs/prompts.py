@@ -33,28 +33,33 @@ def select_prompt(requested: str | None, server_default: str | None, st_info: Se
     return st_info.prompts.get(name, "") if name else ""
 
 
-# Multimodal items, as SGLang builds them for --chat-template gme-qwen2-vl.
+# Multimodal items. gme-qwen2-vl builds the prompt as GME's authors do (gme_inference.py in the model's repository);
+# gme-qwen2-vl-sglang as SGLang does, which differs only for an item without text (docs/multimodal.md).
 GME_QWEN2_VL = "gme-qwen2-vl"
-CHAT_TEMPLATES = (GME_QWEN2_VL,)
+GME_QWEN2_VL_SGLANG = "gme-qwen2-vl-sglang"
+CHAT_TEMPLATES = (GME_QWEN2_VL, GME_QWEN2_VL_SGLANG)
 
 QWEN2_VL_IMAGE_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
 QWEN2_VL_IMAGE_TOKEN = "<|image_pad|>"
-# SGLang gives an item without text this text, so an image-only item gets SGLang's vector.
-MISSING_TEXT = "padding"
+# SGLang gives an item without text this text; GME's authors give it none.
+SGLANG_MISSING_TEXT = "padding"
+GME_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
 def qwen2_vl_prompt(template: str | None, text: str | None, has_image: bool) -> str:
     """One item's prompt: the image placeholder before the text, inside GME's conversation when the template is set.
 
-    gme-qwen2-vl: system "You are a helpful assistant.", the user turn, an empty assistant turn, <|endoftext|> last.
+    GME: system "You are a helpful assistant.", the user turn, an empty assistant turn, <|endoftext|> last.
     """
-    content = (QWEN2_VL_IMAGE_PLACEHOLDER if has_image else "") + (MISSING_TEXT if text is None else text)
+    if template not in (None, *CHAT_TEMPLATES):
+        raise ValueError(f"--chat-template {template!r} is not one of {', '.join(CHAT_TEMPLATES)}")
+    if text is None and template == GME_QWEN2_VL_SGLANG:
+        text = SGLANG_MISSING_TEXT
+    content = (QWEN2_VL_IMAGE_PLACEHOLDER if has_image else "") + (text or "")
     if template is None:
         return content
-    if template != GME_QWEN2_VL:
-        raise ValueError(f"--chat-template {template!r} is not one of {', '.join(CHAT_TEMPLATES)}")
     return (
-        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        f"<|im_start|>system\n{GME_SYSTEM_PROMPT}<|im_end|>\n"
         f"<|im_start|>user\n{content}<|im_end|>\n"
         "<|im_start|>assistant\n<|endoftext|>"
     )

@@ -60,6 +60,7 @@ def validate(args: ServerArgs) -> None:
     if args.allowed_media_domains is not None and not args.allowed_media_hosts():
         raise ServerArgsError("--allowed-media-domains names no host")
     args.model_overrides()  # fail at startup on bad JSON
+    args.image_processor_kwargs()
     try:
         check_dtype(args.dtype)
         check_topology_args(args.tp_size, args.dp_size, args.nnodes, args.node_rank, args.dist_init_addr)

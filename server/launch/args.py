@@ -14,6 +14,7 @@ from typing import Any, TypedDict, get_type_hints
 import msgspec
 
 from server.launch.arg_rules import ServerArgsError, flag, validate
+from server.launch.mm_processor_kwargs import parse_mm_processor_kwargs
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -59,7 +60,9 @@ class ServerArgs:
     config: str | None = _opt(None, "YAML file of these options (keys are the flag names); command-line flags win")
     # multimodal models (GME, CLIP)
     chat_template: str | None = _opt(
-        None, "multimodal prompt template: gme-qwen2-vl builds GME's prompt as SGLang does"
+        None,
+        "multimodal prompt template: gme-qwen2-vl builds GME's prompt as its authors do; gme-qwen2-vl-sglang as "
+        "SGLang does (the text `padding` in items without text, docs/multimodal.md)",
     )
     allowed_local_media_path: str | None = _opt(
         None, "directory local image paths may be read from; without it local paths are refused"
@@ -69,6 +72,11 @@ class ServerArgs:
     max_image_pixels: int = _opt(
         40_000_000,
         "largest decoded image accepted, in pixels (width x height), and largest image the model's preprocessing may resize to",
+    )
+    mm_processor_kwargs: str = _opt(
+        "{}",
+        "JSON given to the image processor over the model folder's preprocessor_config.json (vLLM's flag); Qwen2-VL "
+        "takes min_pixels and max_pixels, e.g. GME's authors' bounds '{\"min_pixels\": 200704, \"max_pixels\": 1003520}'",
     )
     media_workers: int = _opt(4, "threads that decode and preprocess images, off the event loop")
     # image URLs, local files and image admission (docs/security.md, "Images and URLs")
@@ -127,6 +135,10 @@ class ServerArgs:
         if not isinstance(value, dict):
             raise ServerArgsError("--json-model-override-args must be a JSON object")
         return value
+
+    def image_processor_kwargs(self) -> dict[str, Any]:
+        """--mm-processor-kwargs as keyword arguments for the image processor's from_pretrained."""
+        return parse_mm_processor_kwargs(self.mm_processor_kwargs)
 
     def resolved_max_prefill_tokens(self, device: str) -> int:
         """CPU matmuls run fastest on a few thousand rows (cache-resident activations); GPUs want big batches."""

@@ -28,7 +28,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     values = {str(key).replace("-", "_"): value for key, value in data.items()}
     if len(values) < len(data):
         raise ServerArgsError(f"--config {path} names an option twice, with dashes and with underscores")
-    overrides = values.get("json_model_override_args")
-    if isinstance(overrides, dict):
-        values["json_model_override_args"] = json.dumps(overrides)  # a YAML mapping reads better than JSON in YAML
+    for name in ("json_model_override_args", "mm_processor_kwargs"):
+        if isinstance(values.get(name), dict):
+            values[name] = json.dumps(values[name])  # a YAML mapping reads better than JSON in YAML
     return typed_options(values, config_path=path)

@@ -81,6 +81,10 @@ class EngineProcesses:
     @classmethod
     def start(cls, args: ServerArgs, model_config: ModelConfig, scheduler: SchedulerConfig) -> EngineProcesses:
         """Start the children, load the tokenizer while the model loads, and wait until every child is ready."""
+        if model_config.spec.multimodal is None and args.image_processor_kwargs():
+            raise LaunchError(
+                f"cannot serve {args.model_path}: --mm-processor-kwargs is for models that take images", 2
+            )
         ctx = multiprocessing.get_context("spawn")
         served_model_name = args.served_model_name or str(args.model_path)
         ipc, heartbeat = IpcAddresses.create(), ReplicaHeartbeats(ctx, args.dp_size)

@@ -72,7 +72,8 @@ def test_every_preset_loads(preset):
     args = parse_serve_args(["--config", str(preset)])
     assert args.is_embedding is True
     for key, value in options.items():
-        expected = json.dumps(value) if key == "json_model_override_args" and isinstance(value, dict) else value
+        json_options = ("json_model_override_args", "mm_processor_kwargs")
+        expected = json.dumps(value) if key in json_options and isinstance(value, dict) else value
         assert getattr(args, key.replace("-", "_")) == expected
 
 

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from openai import OpenAI
 
-from tests.support.compare import assert_close_vectors
+from tests.support.compare import assert_close_vectors, cosine_per_row
 from tests.support.image_server import ImageServer
 from tests.support.launch import RunningServer
 from tests.support.multimodal_models import (
-    GME_TEMPLATE,
-    IMAGE_PLACEHOLDER,
+    GME_AUTHORS_IMAGE_BOUNDS,
     build_tiny_clip,
     build_tiny_qwen2_vl,
     clip_reference,
+    gme_authors_prompt,
     gme_reference,
     media_folder,
     photo_paths,
     qwen2_vl_reference_processor,
 )
+from tests.support.synthetic_images import gradient_png
 
 MAX_MEDIA_BYTES = 600_000  # above every photo used but astronaut.png (791 KB)
 PHOTOS = photo_paths()
@@ -58,7 +61,8 @@ def gme_server(gme_path, media_dir):
     server = RunningServer(
         ["--model-path", gme_path, "--is-embedding", "--chat-template", "gme-qwen2-vl",
          "--allowed-local-media-path", str(media_dir / "allowed"), "--media-fetch-timeout", "1.5",
-         "--max-media-bytes", str(MAX_MEDIA_BYTES), "--allow-private-media-urls"]
+         "--max-media-bytes", str(MAX_MEDIA_BYTES), "--allow-private-media-urls",
+         "--mm-processor-kwargs", json.dumps(GME_AUTHORS_IMAGE_BOUNDS)]
     )  # fmt: skip
     yield server
     server.stop()
@@ -72,7 +76,19 @@ def _vectors(payload: dict) -> np.ndarray:
     return np.array([d["embedding"] for d in payload["data"]], dtype=np.float32)
 
 
-def test_gme_seed_request_through_openai_client_matches_reference(gme_server, gme_path, image_server):
+def _prompt_tokens(gme_path: str, items: list[dict]) -> int:
+    """The items' tokens as the reference processor counts them: the authors' prompt and image bounds."""
+    from PIL import Image
+
+    processor = qwen2_vl_reference_processor(gme_path, GME_AUTHORS_IMAGE_BOUNDS)
+    counts = []
+    for item in items:
+        images = [Image.open(item["image"])] if item.get("image") is not None else None
+        counts.append(len(processor(text=[gme_authors_prompt(item)], images=images)["input_ids"][0]))
+    return sum(counts)
+
+
+def test_gme_text_and_image_items_match_the_authors_recipe(gme_server, gme_path, image_server):
     client = OpenAI(base_url=f"{gme_server.base_url}/v1", api_key="x")
     text = "Represent this image in embedding space."
     response = client.embeddings.create(
@@ -80,25 +96,43 @@ def test_gme_seed_request_through_openai_client_matches_reference(gme_server, gm
         input=[{"text": text}, {"image": f"{image_server.base_url}/cat.png"}],  # type: ignore[list-item]
     )
     got = np.array([d.embedding for d in response.data], dtype=np.float32)
-    reference = gme_reference(gme_path, [{"text": text}, {"image": PHOTOS["cat"]}])
-    assert_close_vectors(got, reference, 0.9999)
+    items = [{"text": text}, {"image": PHOTOS["cat"]}]
+    assert_close_vectors(got, gme_reference(gme_path, items, GME_AUTHORS_IMAGE_BOUNDS))
     # usage counts the prompt with its expanded image tokens, as the reference processor builds it
-    processor = qwen2_vl_reference_processor(gme_path)
-    from PIL import Image
-
-    image_prompt = GME_TEMPLATE.format(image=IMAGE_PLACEHOLDER, text="padding")
-    text_prompt = GME_TEMPLATE.format(image="", text=text)
-    expected = len(processor(text=[text_prompt])["input_ids"][0])
-    expected += len(processor(text=[image_prompt], images=[Image.open(PHOTOS["cat"])])["input_ids"][0])
-    assert response.usage.prompt_tokens == expected
+    assert response.usage.prompt_tokens == _prompt_tokens(gme_path, items)
+    # the fixture is context-sensitive: SGLang's `padding` text in the image-only prompt moves the vector visibly
+    sglang = gme_reference(gme_path, items[1:], GME_AUTHORS_IMAGE_BOUNDS, missing_text="padding")
+    assert cosine_per_row(got[1:], sglang)[0] < 0.9999
+    assert cosine_per_row(got[:1], got[1:])[0] < 0.9
 
 
 def test_gme_fused_item_and_raw_json(gme_server, gme_path, image_server):
     item = {"text": "what is this?", "image": f"{image_server.base_url}/rocket.jpg"}
     response = _post(gme_server, {"input": [item], "encoding_format": "float"})
     assert response.status_code == 200, response.text
-    reference = gme_reference(gme_path, [{"text": "what is this?", "image": PHOTOS["rocket"]}])
-    assert_close_vectors(_vectors(response.json()), reference, 0.9999)
+    reference = gme_reference(
+        gme_path, [{"text": "what is this?", "image": PHOTOS["rocket"]}], GME_AUTHORS_IMAGE_BOUNDS
+    )
+    assert_close_vectors(_vectors(response.json()), reference)
+
+
+def test_gme_images_are_bounded_by_the_flag_not_the_folder(gme_server, gme_path, tmp_path):
+    # the folder allows 64 merged patches; the authors' bounds lift the cat to 256 and cap a large image at 1,280
+    large = tmp_path / "large.png"
+    large.write_bytes(gradient_png(1600, 1200))
+    items = [{"image": PHOTOS["cat"]}, {"text": "a gradient", "image": large}]
+    encoded = [base64.b64encode(Path(item["image"]).read_bytes()).decode() for item in items]
+    body = [{"image": encoded[0]}, {"text": "a gradient", "image": encoded[1]}]
+    response = _post(gme_server, {"input": body, "encoding_format": "float"})
+    assert response.status_code == 200, response.text
+    assert_close_vectors(_vectors(response.json()), gme_reference(gme_path, items, GME_AUTHORS_IMAGE_BOUNDS))
+    assert response.json()["usage"]["prompt_tokens"] == _prompt_tokens(gme_path, items)
+    from PIL import Image
+
+    processor = qwen2_vl_reference_processor(gme_path, GME_AUTHORS_IMAGE_BOUNDS).image_processor
+    grids = [processor(images=[Image.open(item["image"])])["image_grid_thw"][0] for item in items]
+    merged = [int(np.prod(grid)) // 4 for grid in grids]
+    assert merged[0] >= 256 and 1200 < merged[1] <= 1280, merged
 
 
 def test_mixed_request_equals_items_one_by_one(gme_server, image_server):

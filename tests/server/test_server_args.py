@@ -158,3 +158,34 @@ def test_each_rule_across_flags(flags, message):
 def test_each_value_rule(flags, message):
     with pytest.raises(ServerArgsError, match=message):
         parse_serve_args(flags)
+
+
+def test_mm_processor_kwargs_reach_the_image_processor_as_typed_keywords(tmp_path):
+    flag_value = '{"min_pixels": 200704, "max_pixels": 1003520}'
+    args = parse_serve_args(["--mm-processor-kwargs", flag_value])
+    assert args.image_processor_kwargs() == {"min_pixels": 200704, "max_pixels": 1003520}
+    assert parse_serve_args(["--mm-processor-kwargs", '{"max_pixels": 1003520}']).image_processor_kwargs() == {
+        "max_pixels": 1003520
+    }
+    assert ServerArgs().image_processor_kwargs() == {}  # the folder's own values
+    path = config(tmp_path, "mm_processor_kwargs: {min_pixels: 200704, max_pixels: 1003520}\n")
+    assert parse_serve_args(["--config", path]).image_processor_kwargs() == args.image_processor_kwargs()
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ('{"min_pixel": 200704}', "unknown field `min_pixel` (accepted keys: min_pixels, max_pixels)"),
+        ('{"max_pixels": "1003520"}', "Expected `int | null`, got `str` - at `$.max_pixels`"),
+        ('{"max_pixels": 1003520.5}', "Expected `int | null`, got `float`"),
+        ('{"min_pixels": true}', "Expected `int | null`, got `bool`"),
+        ("[200704, 1003520]", "Expected `object`, got `array`"),
+        ("min_pixels=200704", "JSON is malformed"),
+        ('{"min_pixels": 0}', "min_pixels must be positive, not 0"),
+        ('{"min_pixels": 1003520, "max_pixels": 200704}', "min_pixels must not exceed max_pixels"),
+    ],
+)
+def test_bad_mm_processor_kwargs_are_clear_startup_errors(value, message):
+    with pytest.raises(ServerArgsError, match="^--mm-processor-kwargs: ") as error:
+        parse_serve_args(["--mm-processor-kwargs", value])
+    assert message in str(error.value)

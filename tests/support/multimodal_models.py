@@ -34,8 +34,28 @@ def photo_paths() -> dict[str, Path]:
     }
 
 
+# GME's authors bound each image to 256-1,280 merged 28x28 patches (gme_inference.py), over the folder's config
+GME_AUTHORS_IMAGE_BOUNDS = {"min_pixels": 256 * 28 * 28, "max_pixels": 1280 * 28 * 28}
+
+
+def randomize_qwen2_vl_at_trained_scale(model: torch.nn.Module, seed: int) -> None:
+    """Matrices (and the patch convolution) with std 1/sqrt(fan_in), norms near 1, biases small: each token's
+    state then depends on its context as in a trained model, so a wrong prompt moves the vectors visibly."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            noise = torch.randn(param.shape, generator=generator)
+            if param.ndim >= 2:
+                param.copy_(noise / param[0].numel() ** 0.5)
+            elif name.endswith("weight"):  # RMSNorm and LayerNorm scales
+                param.copy_(1 + 0.1 * noise)
+            else:
+                param.copy_(0.1 * noise)
+
+
 def build_tiny_qwen2_vl(destination: Path, max_pixels: int = 28 * 28 * 64) -> str:
-    """A 2-layer Qwen2-VL with a 2-block ViT, the real Qwen tokenizer, and an image processor with a small pixel budget."""
+    """A 2-layer Qwen2-VL with a 2-block ViT at a trained scale, the real Qwen tokenizer, and an image processor
+    with a small pixel budget (GME_AUTHORS_IMAGE_BOUNDS overrides it where a test runs GME as its authors do)."""
     from transformers import AutoTokenizer, Qwen2VLConfig, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -55,7 +75,9 @@ def build_tiny_qwen2_vl(destination: Path, max_pixels: int = 28 * 28 * 64) -> st
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
     )  # fmt: skip
     torch.manual_seed(0)
-    Qwen2VLForConditionalGeneration(config).save_pretrained(destination)
+    model = Qwen2VLForConditionalGeneration(config)
+    randomize_qwen2_vl_at_trained_scale(model, seed=0)
+    model.save_pretrained(destination)
     tokenizer.save_pretrained(destination)
     Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=max_pixels).save_pretrained(destination)
     return str(destination)
@@ -105,8 +127,11 @@ def build_tiny_clip(destination: Path, legacy_eos: bool = False) -> str:
     return str(destination)
 
 
-def qwen2_vl_reference_processor(path: str):
-    """transformers' Qwen2VLProcessor without torchvision: a stand-in video processor (see offline-models.md)."""
+def qwen2_vl_reference_processor(path: str, image_bounds: dict | None = None):
+    """transformers' Qwen2VLProcessor without torchvision: a stand-in video processor (see offline-models.md).
+
+    `image_bounds` (min_pixels, max_pixels) go to the image processor over the folder's, as GME's authors pass them.
+    """
     import transformers.processing_utils as processing_utils
     from transformers import AutoImageProcessor, AutoTokenizer
     from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
@@ -114,27 +139,33 @@ def qwen2_vl_reference_processor(path: str):
 
     processing_utils.transformers_module.VideoProcessorMixin = BaseVideoProcessor
     return Qwen2VLProcessor(
-        image_processor=AutoImageProcessor.from_pretrained(path),
+        image_processor=AutoImageProcessor.from_pretrained(path, **(image_bounds or {})),
         tokenizer=AutoTokenizer.from_pretrained(path),
         video_processor=BaseVideoProcessor(),
     )
 
 
+def gme_authors_prompt(item: dict, missing_text: str = "") -> str:
+    """GME's prompt as its authors build it (gme_inference.py): the default system text, the image placeholder when
+    there is an image, the text when there is one. `missing_text="padding"` gives SGLang's prompt instead."""
+    text = item.get("text")
+    image = IMAGE_PLACEHOLDER if item.get("image") is not None else ""
+    return GME_TEMPLATE.format(image=image, text=missing_text if text is None else text)
+
+
 @torch.inference_mode()
-def gme_reference(path: str, items: list[dict]) -> np.ndarray:
-    """transformers' Qwen2-VL on GME's prompt, one item at a time: last token's final hidden state, normalized."""
+def gme_reference(path: str, items: list[dict], image_bounds: dict | None = None, missing_text: str = "") -> np.ndarray:
+    """transformers' Qwen2-VL on the authors' GME prompt, one item at a time: last token's final hidden state,
+    normalized."""
     from PIL import Image
     from transformers import Qwen2VLForConditionalGeneration
 
     model = Qwen2VLForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
-    processor = qwen2_vl_reference_processor(path)
+    processor = qwen2_vl_reference_processor(path, image_bounds)
     vectors = []
     for item in items:
-        image = item.get("image")
-        text = item.get("text") if item.get("text") is not None else "padding"  # SGLang's stand-in text
-        prompt = GME_TEMPLATE.format(image=IMAGE_PLACEHOLDER if image is not None else "", text=text)
-        images = [Image.open(image)] if image is not None else None
-        inputs = processor(text=[prompt], images=images, return_tensors="pt")
+        images = [Image.open(item["image"])] if item.get("image") is not None else None
+        inputs = processor(text=[gme_authors_prompt(item, missing_text)], images=images, return_tensors="pt")
         out = model.model(**inputs)
         vectors.append(torch.nn.functional.normalize(out.last_hidden_state[0, -1], dim=-1).numpy())
     return np.stack(vectors)
