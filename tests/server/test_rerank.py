@@ -134,6 +134,7 @@ def test_route_shapes_top_n_and_documents(server, cross_encoder):
         ("/rerank", {"query": "q", "texts": ["a"], "truncation_direction": "up"}, "truncation_direction", "'left'"),
         ("/v1/score", {"text_1": ["a", "b"], "text_2": ["c", "d", "e"]}, "text_2", "lists of one length"),
         ("/v1/score", {"text_1": "a"}, "text_2", "text_2 must be a string"),
+        ("/v1/score", {"text_1": "a", "text_2": "b", "instruction": "x"}, "instruction", "takes no instruction"),
     ],
 )
 def test_bad_input_is_a_400_in_openai_envelope(server, path, body, param, fragment):

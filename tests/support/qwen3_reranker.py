@@ -79,9 +79,10 @@ class CardReference:
             texts, padding=False, truncation="longest_first", return_attention_mask=False, max_length=budget
         )
         encoded["input_ids"] = [self.prefix_ids + ids + self.suffix_ids for ids in encoded["input_ids"]]
-        batch = self.tokenizer.pad(encoded, padding=True, return_tensors="pt", max_length=self.max_length)
+        batch = self.tokenizer.pad(encoded, padding=True, return_tensors="pt")  # left: the last token is real
         with torch.inference_mode():
-            last = self.model(**batch).logits[:, -1, :]
+            # the card computes every position's logits; the last one's alone are the same numbers, and far cheaper
+            last = self.model(**batch, logits_to_keep=1).logits[:, -1, :]
         return torch.stack([last[:, self.no_id], last[:, self.yes_id]], dim=1)
 
     def probabilities(self, query: str, documents: list[str], instruction: str | None = None) -> list[float]:
