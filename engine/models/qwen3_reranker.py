@@ -22,6 +22,7 @@ class Qwen3Reranker(Qwen3EmbeddingModel):
     softmax of "yes" over the two. Only those two rows of the LM head are kept (a full head is vocab x hidden)."""
 
     pools_itself = True
+    score_rows: torch.Tensor  # (2, hidden): the LM head's rows of "no" and "yes"
 
     def __init__(self, config: ModelConfig, attn: AttentionBackend):
         super().__init__(config, attn)

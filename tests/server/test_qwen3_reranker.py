@@ -3,8 +3,6 @@ with transformers, with the default or a request's instruction, raw log-odds, tr
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import httpx
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from tests.support.errors import assert_error_envelope
 from tests.support.launch import RunningServer
 from tests.support.qwen3_reranker import PRESET, CardReference, build_tiny_qwen3_reranker
+from tests.support.rerank import scores_alone_and_in_concurrent_batches
 from tests.support.texts import mixed_length_batch, varied_texts
 
 QUERY = "What is the capital of France?"
@@ -122,11 +121,5 @@ def test_too_long_pairs_are_refused_or_lose_only_their_documents_end(server, car
 def test_a_pair_alone_scores_as_inside_a_mixed_concurrent_batch(server):
     documents = [d for d in mixed_length_batch(60, seed=5) if len(d.split()) <= 40][:16]
     assert len(documents) == 16 and len({len(d) for d in documents}) > 5
-    alone = [
-        post(server, "/v1/score", {"text_1": QUERY, "text_2": d}).json()["data"][0]["score"] for d in documents[:4]
-    ]
-    bodies = [{"text_1": QUERY, "text_2": documents[i::4]} for i in range(4)]  # mixed lengths in every request
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda body: post(server, "/v1/score", body), bodies))
-    together = {i + 4 * item["index"]: item["score"] for i, answer in enumerate(answers) for item in answer.json()["data"]}  # fmt: skip
-    np.testing.assert_allclose([together[i] for i in range(4)], alone, atol=1e-6)
+    alone, together = scores_alone_and_in_concurrent_batches(server.base_url, QUERY, documents, num_alone=4)
+    np.testing.assert_allclose(together, alone, atol=1e-6)
