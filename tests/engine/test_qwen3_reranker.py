@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 from transformers import AutoTokenizer
 
 from engine.model_config import ModelConfig, ModelConfigError
 from engine.model_runner import ModelRunner
+from engine.weights import iterate_weights
 from server.inputs.qwen3_reranker_pairs import Qwen3RerankerPairs
 from tests.support.qwen3_reranker import RERANKER_OVERRIDES, CardReference, build_tiny_qwen3_reranker
 from tests.support.texts import varied_texts
@@ -37,6 +39,9 @@ def test_a_tied_folder_scores_as_the_model_card_with_two_head_rows(tied_folder):
     expected = np.array(CardReference(tied_folder, CONTEXT).log_odds(QUERY, documents))
     assert np.ptp(expected) > 0.5, "different documents must get clearly different scores"
     np.testing.assert_allclose(log_odds, expected, atol=1e-4)
+    # tensor-parallel ranks read tensors sliced from disk: the two rows come out the same
+    sliced = ModelRunner(config, weights=iterate_weights(tied_folder, sliced=True))
+    assert torch.equal(sliced.model.score_rows, runner.model.score_rows)
 
 
 def test_only_the_overrides_make_a_causal_lm_a_reranker(tied_folder):
