@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from engine.arch_config import ArchConfigError, TextConfig, VisionConfig
+from engine.classifier_tokens import ClassifierTokenError, classifier_token_ids
 from engine.models.registry import ModelSpec, spec_for
 from engine.st_config import SentenceTransformersInfo, read_sentence_transformers_info
 
@@ -33,6 +34,9 @@ class _TopLevel(msgspec.Struct):
     # where sentence-transformers 4-5 (and, before 4, the old key) keep a cross-encoder's activation
     sentence_transformers: dict[str, Any] | None = None
     sbert_ce_default_activation_function: str | None = None
+    # vLLM's overrides that make a Qwen3-Reranker's Qwen3ForCausalLM a reranker (configs/qwen3-reranker-0.6b.yaml)
+    classifier_from_token: list[str] | None = None
+    is_original_qwen3_reranker: bool = False
 
 
 # sentence-transformers' activation classes that a cross-encoder's scores go through, by the path it saves
@@ -59,6 +63,7 @@ class ModelConfig:
     dtype: str
     num_labels: int = 1  # logits per input of a cross-encoder
     score_activation: str = "sigmoid"  # what a cross-encoder's logit goes through unless raw scores are asked for
+    score_token_ids: tuple[int, ...] = ()  # Qwen3-Reranker: the ids of "no" and "yes", the LM head rows it scores with
 
     @property
     def task(self) -> str:
@@ -122,7 +127,9 @@ class ModelConfig:
         matryoshka = tuple(sorted(top.matryoshka_dimensions)) if top.matryoshka_dimensions else None
         if matryoshka and (matryoshka[0] < 1 or matryoshka[-1] > embedding_dim):
             raise ModelConfigError(f"matryoshka_dimensions {list(matryoshka)} must lie in 1..{embedding_dim}")
-        num_labels = top.num_labels or (len(top.id2label) if top.id2label else 1)
+        score_token_ids = _score_token_ids(spec, top, model_path, config_file)
+        # a Qwen3-Reranker's one logit is its "yes" logit less its "no" logit, whatever labels its config lists
+        num_labels = 1 if score_token_ids else top.num_labels or (len(top.id2label) if top.id2label else 1)
         if spec.task == "score" and num_labels != 1:
             raise ModelConfigError(
                 f"{config_file}: a cross-encoder with {num_labels} labels is a classifier; "
@@ -143,8 +150,26 @@ class ModelConfig:
             is_matryoshka=bool(matryoshka) or top.is_matryoshka,
             dtype=resolve_dtype(dtype, device),
             num_labels=num_labels,
-            score_activation=_score_activation(top, st_info, config_file),
+            score_activation="sigmoid" if score_token_ids else _score_activation(top, st_info, config_file),
+            score_token_ids=score_token_ids,
         )
+
+
+def _score_token_ids(spec: ModelSpec, top: _TopLevel, model_path: str, config_file: Path) -> tuple[int, ...]:
+    """A Qwen3-Reranker's ("no", "yes") ids; only the original reranker's LM head is served, not a trained score head."""
+    if spec.pair_format != "qwen3_reranker":
+        return ()
+    tokens = top.classifier_from_token
+    if not top.is_original_qwen3_reranker or not tokens or len(tokens) != 2:
+        raise ModelConfigError(
+            f"{config_file}: a Qwen3ForSequenceClassification is served only as the original Qwen3-Reranker "
+            '(a Qwen3ForCausalLM with the overrides {"classifier_from_token": ["no", "yes"], '
+            '"is_original_qwen3_reranker": true}, as configs/qwen3-reranker-0.6b.yaml sets them)'
+        )
+    try:
+        return classifier_token_ids(model_path, tokens)
+    except ClassifierTokenError as error:
+        raise ModelConfigError(str(error)) from None
 
 
 def _score_activation(top: _TopLevel, st_info: SentenceTransformersInfo, config_file: Path) -> str:

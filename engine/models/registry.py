@@ -34,6 +34,9 @@ class ModelSpec:
     vision_config: type[VisionConfig] | None = None
     multimodal: str | None = None  # how the frontend turns images into model inputs: "qwen2_vl" | "clip"
     task: str = "embed"  # "embed": a vector per input; "score": a cross-encoder's logits per query-document pair
+    # how the frontend lays out a scored pair: "pair" (the tokenizer's pair template) | "qwen3_reranker" (the chat
+    # prompt of Qwen3-Reranker's model card, scored by the next token's yes/no logits)
+    pair_format: str = "pair"
 
 
 _BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", "cls", True, text_config=BertConfig)
@@ -58,6 +61,17 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         False,
         text_config=XLMRobertaConfig,
         task="score",
+    ),
+    # Qwen3-Reranker: a Qwen3ForCausalLM served as a reranker by overriding its architecture to this name, as vLLM
+    # does (configs/qwen3-reranker-0.6b.yaml); it scores with two rows of its LM head, the "no" and "yes" tokens.
+    "Qwen3ForSequenceClassification": ModelSpec(
+        "engine.models.qwen3_reranker",
+        "Qwen3Reranker",
+        "model",
+        False,
+        text_config=DecoderConfig,
+        task="score",
+        pair_format="qwen3_reranker",
     ),
     # multimodal: GME pools the last token of a Qwen2-VL; CLIP pools inside the model (text EOS, image CLS) and projects
     "Qwen2VLForConditionalGeneration": ModelSpec(

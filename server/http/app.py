@@ -26,6 +26,7 @@ from server.http.routes_openai import EMBEDDINGS_ROUTE
 from server.http.routes_rerank import RERANK_ROUTE, SCORE_ROUTE, TEI_RERANK_ROUTE
 from server.http.server_stats import install_stats
 from server.inputs.pair_tokenizer import PairTokenizer
+from server.inputs.qwen3_reranker_pairs import Qwen3RerankerPairs
 from server.inputs.tokenizer_manager import TokenizerManager
 from server.launch.args import ServerArgs
 
@@ -41,7 +42,9 @@ class FrontendState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     engine_info: dict = field(default_factory=dict)  # what the scheduler reported when ready (device, backend)
     multimodal: Any = None  # server.inputs.multimodal.MultimodalProcessor for multimodal models
-    pairs: PairTokenizer | None = None  # cross-encoders: how query-document pairs become model inputs
+    pairs: PairTokenizer | Qwen3RerankerPairs | None = (
+        None  # cross-encoders: how query-document pairs become model inputs
+    )
     heartbeat: ReplicaHeartbeats | None = None  # each replica's scheduler progress, shared memory
     pipeline_paths: set[str] = field(default_factory=set)  # filled as the pipeline routes are added
     health: Health = field(init=False)

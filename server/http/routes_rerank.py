@@ -13,7 +13,15 @@ from fastapi.responses import Response
 from server.http.errors import APIError
 from server.http.pipeline import ParsedRequest, PipelineRoute, RequestContext
 from server.http.protocol import decode_request
-from server.http.score_pipeline import PairScores, check_queries, require_task, score_pairs, text_field, text_list
+from server.http.score_pipeline import (
+    PairScores,
+    check_instruction,
+    check_queries,
+    require_task,
+    score_pairs,
+    text_field,
+    text_list,
+)
 
 if TYPE_CHECKING:
     from server.http.app import FrontendState
@@ -30,6 +38,7 @@ class RerankRequest(msgspec.Struct, kw_only=True):
     top_n: int | None = None  # absent or 0: every document
     return_documents: bool = True
     use_activation: bool | None = None
+    instruction: Any = None  # Qwen3-Reranker: replaces its default instruction
 
 
 class TEIRerankRequest(msgspec.Struct, kw_only=True):
@@ -41,6 +50,7 @@ class TEIRerankRequest(msgspec.Struct, kw_only=True):
     truncation_direction: str = "right"  # which end of a document truncation removes
     raw_scores: bool = False
     return_text: bool = False
+    instruction: Any = None  # Qwen3-Reranker: replaces its default instruction
 
 
 class ScoreRequest(msgspec.Struct, kw_only=True):
@@ -50,12 +60,14 @@ class ScoreRequest(msgspec.Struct, kw_only=True):
     text_2: Any = None
     model: str | None = None
     use_activation: bool | None = None
+    instruction: Any = None  # Qwen3-Reranker: replaces its default instruction
 
 
 @dataclass(frozen=True)
 class Pairs:
     queries: list[str]  # one query for every document, or one per document
     request: Any  # the decoded request, for the options each route answers with
+    instruction: str | None = None  # an instruction-aware reranker's, in place of its default
 
 
 def ranked(scores: list[float], top_n: int | None = None) -> list[int]:
@@ -75,7 +87,9 @@ async def _score(
 ) -> PairScores | Response:
     args = context.state.args
     truncation.setdefault("truncate", args.allow_auto_truncate)
-    result = await score_pairs(context, pairs.queries, items, use_activation, **truncation)
+    result = await score_pairs(
+        context, pairs.queries, items, use_activation, instruction=pairs.instruction, **truncation
+    )
     if not isinstance(result, PairScores):  # the engine's error, sent as it is
         headers = result.headers(context.state.engine_info.get("device", args.device))
         return Response(result.response.body, result.response.status, headers, media_type="application/json")
@@ -90,7 +104,7 @@ def parse_rerank(state: FrontendState, body: bytes) -> ParsedRequest[Pairs]:
     documents = text_list(req.documents, "documents", allow_objects=True)
     if req.top_n is not None and req.top_n < 0:
         raise APIError(f"top_n must be at least 0 (0 returns every document), got {req.top_n}", param="top_n")
-    return ParsedRequest(documents, Pairs([query], req), "documents")
+    return ParsedRequest(documents, Pairs([query], req, check_instruction(state, req.instruction)), "documents")
 
 
 async def answer_rerank(context: RequestContext, documents: list, pairs: Pairs) -> Response:
@@ -125,7 +139,7 @@ def parse_tei_rerank(state: FrontendState, body: bytes) -> ParsedRequest[Pairs]:
             f"truncation_direction must be 'left' or 'right', not {req.truncation_direction!r}",
             param="truncation_direction",
         )
-    return ParsedRequest(texts, Pairs([query], req), "texts")
+    return ParsedRequest(texts, Pairs([query], req, check_instruction(state, req.instruction)), "texts")
 
 
 async def answer_tei_rerank(context: RequestContext, texts: list, pairs: Pairs) -> Response:
@@ -160,7 +174,7 @@ def parse_score(state: FrontendState, body: bytes) -> ParsedRequest[Pairs]:
             param="text_2",
         )
     check_queries(state, firsts, "text_1")
-    return ParsedRequest(seconds, Pairs(firsts, req), "text_2")
+    return ParsedRequest(seconds, Pairs(firsts, req, check_instruction(state, req.instruction)), "text_2")
 
 
 async def answer_score(context: RequestContext, seconds: list, pairs: Pairs) -> Response:

@@ -31,7 +31,7 @@ def require_task(state: FrontendState, task: str) -> None:
         )
     raise APIError(
         f"this model ({config.architecture}) is an embedding model: reranking needs a cross-encoder "
-        "(a *ForSequenceClassification folder); ask this one for embeddings with POST /v1/embeddings"
+        "(a *ForSequenceClassification folder, or a Qwen3-Reranker with configs/qwen3-reranker-0.6b.yaml); ask this one for embeddings with POST /v1/embeddings"
     )
 
 
@@ -66,6 +66,21 @@ def check_queries(state: FrontendState, queries: list[str], param: str) -> None:
         check_text_length(query, state.args.max_input_chars, where, param)
 
 
+def check_instruction(state: FrontendState, value: Any) -> str | None:
+    """The request's `instruction` for an instruction-aware reranker (Qwen3-Reranker); a 400 for any other model."""
+    if value is None:
+        return None
+    if state.pairs is None or not state.pairs.takes_instruction:
+        raise APIError(
+            f"this model ({state.model_config.architecture}) takes no instruction: only an instruction-aware "
+            "reranker (Qwen3-Reranker) does; leave instruction out",
+            param="instruction",
+        )
+    instruction = text_field(value, "instruction", "instruction")
+    check_text_length(instruction, state.args.max_input_chars, "instruction", "instruction")
+    return instruction
+
+
 @dataclass(frozen=True)
 class PairScores:
     scores: list[float]  # one per pair, in the request's order
@@ -80,8 +95,11 @@ async def score_pairs(
     truncate: bool,
     side: str = "right",
     param: str = "documents",
+    instruction: str | None = None,
 ) -> PairScores | EmbedOutcome:
     """Each (query, document) pair's score: the folder's activation on the logit, or the logit itself.
+
+    `instruction` (checked by `check_instruction`) replaces an instruction-aware reranker's default one.
 
     Returns the outcome alone when the engine answered with an error body, to be sent as it is.
     """
@@ -89,9 +107,9 @@ async def score_pairs(
     assert state.pairs is not None, "require_task admits only cross-encoders"
     num_chars = sum(map(len, queries)) + sum(map(len, documents))
     if num_chars > INLINE_TOKENIZE_CHARS:
-        tokens = await asyncio.to_thread(state.pairs.tokenize, queries, documents, truncate, side, param)
+        tokens = await asyncio.to_thread(state.pairs.tokenize, queries, documents, truncate, side, param, instruction)
     else:
-        tokens = state.pairs.tokenize(queries, documents, truncate, side, param)
+        tokens = state.pairs.tokenize(queries, documents, truncate, side, param, instruction)
     context.ticket.reserve(tokens.num_tokens)
     outcome = await run_engine(context, tokens, None, num_chars, "float", None, task="score")
     if outcome.response.status != 200:

@@ -23,6 +23,8 @@ class PairTokenizer:
     `side`: the end unless "left"): the query is what every score of the request shares, so it is never cut.
     """
 
+    takes_instruction = False  # a cross-encoder scores the pair as it is
+
     def __init__(self, tokenizer: PreTrainedTokenizerBase, context_length: int):
         self.context_length = context_length
         # a core without truncation: `post_process` would otherwise truncate the pair its own way
@@ -35,7 +37,13 @@ class PairTokenizer:
         self._sends_token_types = "token_type_ids" in tokenizer.model_input_names
 
     def tokenize(
-        self, queries: list[str], documents: list[str], truncate: bool, side: str = "right", param: str = "documents"
+        self,
+        queries: list[str],
+        documents: list[str],
+        truncate: bool,
+        side: str = "right",
+        param: str = "documents",
+        instruction: str | None = None,
     ) -> TokenizedInputs:
         """Each pair's ids and token types, concatenated; one query for every document or one per document.
 
@@ -51,34 +59,48 @@ class PairTokenizer:
             query = queries_ids[index if len(queries_ids) > 1 else 0]
             room = self.context_length - self._num_special_tokens - len(query.ids)
             if len(document.ids) > room:
-                self._check_truncatable(index, len(query.ids), len(document.ids), room, truncate, param)
+                check_truncatable(self.context_length, index, len(query.ids), len(document.ids), room, truncate, param)
                 document.truncate(room, direction=side)
             pair = backend.post_process(query, document, add_special_tokens=True)
             ids.append(pair.ids)
             types.append(pair.type_ids)
-        lens = np.fromiter((len(pair) for pair in ids), dtype=np.int32, count=len(ids))
-        total_tokens = int(lens.sum())
-        return TokenizedInputs(
-            np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=total_tokens),
-            lens,
-            np.fromiter(itertools.chain.from_iterable(types), dtype=np.uint8, count=total_tokens)
-            if self._sends_token_types
-            else None,
-        )
+        return packed_pairs(ids, types if self._sends_token_types else None)
 
-    def _check_truncatable(
-        self, index: int, query_tokens: int, document_tokens: int, room: int, truncate: bool, param: str
-    ) -> None:
-        if not truncate:
-            total = self.context_length - room + document_tokens
-            raise APIError(
-                f"{param}[{index}] has {total} tokens with the query, more than the model's context length "
-                f"of {self.context_length}; shorten it or start the server with --allow-auto-truncate",
-                param=param,
-            )
-        if room < 1:
-            raise APIError(
-                f"the query has {query_tokens} tokens, which leaves no room for {param}[{index}] within the "
-                f"model's context length of {self.context_length}; only documents are truncated, so shorten the query",
-                param="query",
-            )
+
+def packed_pairs(ids: list[list[int]], types: list[list[int]] | None) -> TokenizedInputs:
+    """Each pair's ids (and token types, when the model takes them) concatenated, with the pairs' lengths."""
+    lens = np.fromiter((len(pair) for pair in ids), dtype=np.int32, count=len(ids))
+    total_tokens = int(lens.sum())
+    return TokenizedInputs(
+        np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=total_tokens),
+        lens,
+        None
+        if types is None
+        else np.fromiter(itertools.chain.from_iterable(types), dtype=np.uint8, count=total_tokens),
+    )
+
+
+def check_truncatable(
+    context_length: int,
+    index: int,
+    query_tokens: int,
+    document_tokens: int,
+    room: int,
+    truncate: bool,
+    param: str,
+    query_name: str = "the query",
+) -> None:
+    """A 400 unless the document at `index` may lose tokens: truncation is on and the query leaves it some room."""
+    if not truncate:
+        total = context_length - room + document_tokens
+        raise APIError(
+            f"{param}[{index}] has {total} tokens with the query, more than the model's context length "
+            f"of {context_length}; shorten it or start the server with --allow-auto-truncate",
+            param=param,
+        )
+    if room < 1:
+        raise APIError(
+            f"{query_name} has {query_tokens} tokens, which leaves no room for {param}[{index}] within the "
+            f"model's context length of {context_length}; only documents are truncated, so shorten the query",
+            param="query",
+        )

@@ -21,6 +21,7 @@ from processes.result_process import run_result_process
 from processes.scheduler_config import SchedulerConfig
 from server.inputs.pair_tokenizer import PairTokenizer, PairTokenizerError
 from server.inputs.prompts import check_default_prompt_name
+from server.inputs.qwen3_reranker_pairs import Qwen3RerankerPairs
 from server.inputs.tokenizer_manager import TokenizerManager
 from server.launch.args import ServerArgs, ServerArgsError, default_model_path
 from server.launch.rank_processes import (
@@ -75,7 +76,7 @@ class EngineProcesses:
     children: list[BaseProcess]
     tokenizer: TokenizerManager
     multimodal: Any  # server.inputs.multimodal.MultimodalProcessor for multimodal models, else None
-    pairs: PairTokenizer | None  # query-document pairs, for a reranker
+    pairs: PairTokenizer | Qwen3RerankerPairs | None  # query-document pairs, for a reranker
     engine_info: dict  # what the schedulers reported when ready (device, attention backend)
 
     @classmethod
@@ -103,7 +104,8 @@ class EngineProcesses:
             pairs = None
             if model_config.task == "score":
                 try:
-                    pairs = PairTokenizer(tokenizer.tokenizer, model_config.context_length)
+                    layout = Qwen3RerankerPairs if model_config.spec.pair_format == "qwen3_reranker" else PairTokenizer
+                    pairs = layout(tokenizer.tokenizer, model_config.context_length)
                 except PairTokenizerError as error:
                     raise LaunchError(f"cannot serve {args.model_path}: {error}", 2) from error
             engine_info = wait_until_ready(children)

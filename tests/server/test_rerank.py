@@ -3,8 +3,6 @@ rerank routes, pairs batch like any input, too-long pairs follow the embedding r
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import httpx
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from tests.server.test_metrics import scrape, value
 from tests.support.encoder_models import build_bert_reranker
 from tests.support.errors import assert_error_envelope
 from tests.support.launch import RunningServer
+from tests.support.rerank import scores_alone_and_in_concurrent_batches
 from tests.support.texts import mixed_length_batch, varied_texts
 
 QUERY = "What is the capital of France?"
@@ -134,6 +133,7 @@ def test_route_shapes_top_n_and_documents(server, cross_encoder):
         ("/rerank", {"query": "q", "texts": ["a"], "truncation_direction": "up"}, "truncation_direction", "'left'"),
         ("/v1/score", {"text_1": ["a", "b"], "text_2": ["c", "d", "e"]}, "text_2", "lists of one length"),
         ("/v1/score", {"text_1": "a"}, "text_2", "text_2 must be a string"),
+        ("/v1/score", {"text_1": "a", "text_2": "b", "instruction": "x"}, "instruction", "takes no instruction"),
     ],
 )
 def test_bad_input_is_a_400_in_openai_envelope(server, path, body, param, fragment):
@@ -182,17 +182,8 @@ def test_too_long_pairs_are_refused_or_lose_only_their_document(server, cross_en
 def test_a_pair_alone_scores_as_inside_a_mixed_concurrent_batch(server):
     documents = [d for d in mixed_length_batch(60, seed=5) if len(d.split()) <= 60][:24]  # within the context
     assert len(documents) == 24 and len({len(d) for d in documents}) > 5
-    alone = [
-        post(server, "/v1/score", {"text_1": QUERY, "text_2": d}).json()["data"][0]["score"] for d in documents[:6]
-    ]
-    bodies = [{"text_1": QUERY, "text_2": documents[i::4]} for i in range(4)]  # mixed lengths in every request
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda body: post(server, "/v1/score", body), bodies))
-    together = {}
-    for i, answer in enumerate(answers):
-        for item in answer.json()["data"]:
-            together[i + 4 * item["index"]] = item["score"]
-    np.testing.assert_allclose([together[i] for i in range(6)], alone, atol=1e-6)
+    alone, together = scores_alone_and_in_concurrent_batches(server.base_url, QUERY, documents, num_alone=6)
+    np.testing.assert_allclose(together, alone, atol=1e-6)
 
 
 def test_the_pair_is_the_unit_of_batching(server):
