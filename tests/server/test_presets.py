@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from server.launch.args import ServerArgs
+from server.launch.config_file import load_config_file
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))
@@ -25,5 +26,5 @@ def test_there_is_a_preset_per_seed_model():
 def test_preset_keys_are_server_args_fields(preset):
     values = yaml.safe_load(preset.read_text())
     assert set(values) <= {f.name for f in dataclasses.fields(ServerArgs)}
-    ServerArgs(**values)  # validates, e.g. the override JSON
+    ServerArgs(**load_config_file(preset))  # as --config reads it: typed, mappings to JSON, validated
     assert f"configs/{preset.name}" in (REPO / "docs" / "models.md").read_text()
