@@ -21,6 +21,7 @@ import gc
 import json
 import os
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -35,7 +36,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from engine.model_config import ModelConfig  # noqa: E402
 from engine.model_runner import ModelRunner  # noqa: E402
 from processes.allocator import allocator_in_use, resident_bytes, return_free_heap  # noqa: E402
+from scripts.gpu_check import DRY_SHAPES, SHAPES, build_reference  # noqa: E402
 from server.launch.args import default_model_path  # noqa: E402
+
+RANDOM_SHAPES = {**SHAPES, **DRY_SHAPES}  # the GPU check's model shapes, and its tiny ones for a CPU dry run
 
 
 class _MallInfo2(ctypes.Structure):
@@ -94,12 +98,29 @@ def cuda_window_mb(device: torch.device) -> dict[str, float]:
     return {name: round(value / 2**20, 1) for name, value in figures.items()}
 
 
+def load_runner(args: argparse.Namespace) -> tuple[ModelConfig, ModelRunner]:
+    """The model at --model-path (default: the embedded MiniLM), or seeded random weights at --random-shape."""
+    packed = not args.no_packed_linear
+    if not args.random_shape:
+        config = ModelConfig.load(args.model_path or default_model_path(), dtype=args.dtype, device=args.device)
+        return config, ModelRunner(config, args.device, args.attention_backend, pack_cpu_weights=packed)
+    with tempfile.TemporaryDirectory() as folder:
+        reference = build_reference(RANDOM_SHAPES[args.random_shape], Path(folder), args.device)
+        config = ModelConfig.load(folder, dtype=args.dtype, device=args.device)
+        weights = reference.to(getattr(torch, args.dtype)).state_dict().items()
+        runner = ModelRunner(config, args.device, args.attention_backend, weights=weights, pack_cpu_weights=packed)
+    del reference, weights
+    gc.collect()
+    if runner.device.type == "cuda":
+        torch.cuda.empty_cache()  # the reference model's blocks are no part of the engine's footprint
+    return config, runner
+
+
 def run_loop(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     rss_start = rss_mb()  # Python, torch and the engine's modules, before the model loads
-    config = ModelConfig.load(args.model_path or default_model_path(), dtype=args.dtype)
-    runner = ModelRunner(config, args.device, pack_cpu_weights=not args.no_packed_linear)
+    config, runner = load_runner(args)
     runner.warmup()
     if args.tracemalloc:
         tracemalloc.start()
@@ -175,6 +196,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--model-path", default=None, help="default: the embedded all-MiniLM-L6-v2")
+    parser.add_argument(
+        "--random-shape",
+        default=None,
+        choices=sorted(RANDOM_SHAPES),
+        help="seeded random weights at one of scripts/gpu_check.py's shapes instead of --model-path (needs transformers)",
+    )
+    parser.add_argument("--attention-backend", default="auto")
     parser.add_argument("--checkpoints", type=int, nargs="*", default=[10, 50, 100, 200, 500, 1000, 1500, 2000])
     parser.add_argument("--plateau-from", type=int, default=500, help="the batch whose RSS the end is compared to")
     parser.add_argument("--trim-every", type=int, default=0, help="malloc_trim(0) after every N batches (0: never)")
