@@ -156,6 +156,7 @@ def run_loop(args: argparse.Namespace) -> dict:
     report = {
         "dtype": args.dtype,
         "device": str(runner.device),
+        "attention_backend": runner.attn.name,
         "packed_linear": not args.no_packed_linear,
         "threads": torch.get_num_threads(),
         "allocator": allocator_in_use(),
