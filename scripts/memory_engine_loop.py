@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from engine.model_config import ModelConfig  # noqa: E402
 from engine.model_runner import ModelRunner  # noqa: E402
-from processes.allocator import allocator_in_use, resident_bytes, return_free_heap  # noqa: E402
+from processes.allocator import allocator_in_use, release_free_memory, resident_bytes, return_free_heap  # noqa: E402
 from scripts.gpu_check import DRY_SHAPES, SHAPES, build_reference  # noqa: E402
 from server.launch.args import default_model_path  # noqa: E402
 
@@ -122,6 +122,7 @@ def run_loop(args: argparse.Namespace) -> dict:
     rss_start = rss_mb()  # Python, torch and the engine's modules, before the model loads
     config, runner = load_runner(args)
     runner.warmup()
+    release_free_memory()  # as the scheduler does once its model is ready
     if args.tracemalloc:
         tracemalloc.start()
     rng = np.random.default_rng(args.seed)
