@@ -12,7 +12,7 @@ import zmq
 from engine.faults import is_fatal, with_injected_faults
 from engine.inputs import Embedder
 from engine.model_runner import ModelRunner
-from processes.allocator import allocator_in_use
+from processes.allocator import allocator_in_use, release_free_memory
 from processes.batch_queue import BatchQueue
 from processes.channels import PullChannel, PushChannel
 from processes.heartbeat import EngineHeartbeat
@@ -39,6 +39,7 @@ def run_scheduler_process(
         broadcaster = join_tensor_parallel_group(placement, device)
         runner = ModelRunner(config.model, device, config.attention_backend, tp_size=placement.tp_size)
         runner.warmup()
+        release_free_memory()  # what loading freed, so that it does not count against the plateau
         if placement.tp_rank == 0:  # only rank 0 talks to the other processes
             context = zmq.Context()
             inbox = PullChannel[SchedulerInput](

@@ -60,9 +60,14 @@ install_wheels() {
   $PY -c "import flashinfer, torch; print('flashinfer', flashinfer.__version__, 'torch', torch.__version__)"
 }
 
+memory_loop() {  # the engine's footprint over batches of ever new shapes (docs/reliability.md, "GPU")
+  $PY scripts/memory_engine_loop.py "$@" > "$OUT/memory.json"
+}
+
 if [ $DRY_RUN -eq 1 ]; then
   step kernels - $PY scripts/gpu_kernels.py --dry-run
   step check - $PY scripts/gpu_check.py --dry-run
+  step memory - memory_loop --random-shape qwen3-tiny --batches 20 --max-seqs 8 --checkpoints 10 --plateau-from 10
 else
   step wheels - check_wheels
   if [ -z "${OK[wheels]:-}" ]; then
@@ -72,6 +77,7 @@ else
   step install wheels install_wheels
   step kernels install $PY scripts/gpu_kernels.py
   step check kernels $PY scripts/gpu_check.py --backend flashinfer
+  step memory kernels memory_loop --device cuda --random-shape qwen3-0.6b --dtype bfloat16 --batches 2000 --check
 fi
 
 echo

@@ -29,6 +29,11 @@ _MALLOC_NAMES = ("jemalloc", "tcmalloc", "mimalloc")  # any of them in a user's 
 # 32 measured faster than 128 in float32 and a little slower in bfloat16 (docs/benchmarks.md, "Memory work").
 _ONEDNN_CACHE_CAPACITY = "32"
 
+# jemalloc's default hands freed pages back to the OS within its 10 s decay even while busy: batch after batch
+# of large activations then faults its pages in anew, which cost more than the allocator saved. Kept (never
+# decayed), its footprint still plateaus (docs/reliability.md, "Memory"; docs/benchmarks.md, "Memory work").
+_JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
 
 def find_malloc_library(choice: str = "auto", system_dirs: tuple[str, ...] = _SYSTEM_LIBRARY_DIRS) -> str | None:
     """The malloc library to preload for `choice`: a path, 'glibc' (none), or 'auto' (the first one present)."""
@@ -64,4 +69,6 @@ def prepare_child_environment(environ: os._Environ | dict = os.environ) -> str:
             logger.warning("%s=%s: no such file; the children use glibc's malloc", ALLOCATOR_VARIABLE, choice)
         return "glibc"
     environ["LD_PRELOAD"] = f"{library} {preloaded}".strip()
+    if "jemalloc" in Path(library).name:
+        environ.setdefault("MALLOC_CONF", _JEMALLOC_CONF)
     return library

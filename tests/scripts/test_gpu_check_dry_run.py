@@ -32,7 +32,9 @@ def test_gpu_check_dry_run_reports_each_step_then_prints_the_table_last(tmp_path
     kernels = json.loads((tmp_path / "kernels.json").read_text())
     assert len(kernels["cases"]) == 4 and all(c["relative_error"] < 1e-6 for c in kernels["cases"])
     summary = proc.stdout[proc.stdout.index("== gpu_check ") :]
-    assert "kernels   ok (" in summary and "check     ok (" in summary
+    assert "kernels   ok (" in summary and "check     ok (" in summary and "memory    ok (" in summary
+    memory = json.loads((tmp_path / "memory.json").read_text())
+    assert memory["batches"] == 20 and memory["rss_end_mb"] > 0 and memory["cuda_mb"] == {}
     table = (tmp_path / "table.txt").read_text()
     assert "matmul peak" in table and "qwen3-tiny" in table
     assert proc.stdout.rstrip().endswith(table.rstrip())  # the table is the last thing printed

@@ -25,6 +25,20 @@ def test_auto_finds_a_malloc_library_and_preloads_it():
     assert environ["GOMP_SPINCOUNT"] == "100000"
 
 
+def test_jemalloc_keeps_its_freed_pages_unless_the_user_configured_it(tmp_path):
+    library = tmp_path / "libjemalloc.so.2"
+    library.write_bytes(b"")
+    environ = {ALLOCATOR_VARIABLE: str(library)}
+    prepare_child_environment(environ)
+    assert environ["MALLOC_CONF"] == "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    environ = {ALLOCATOR_VARIABLE: str(library), "MALLOC_CONF": "narenas:2"}
+    prepare_child_environment(environ)
+    assert environ["MALLOC_CONF"] == "narenas:2"
+    environ = {ALLOCATOR_VARIABLE: "glibc"}
+    prepare_child_environment(environ)
+    assert "MALLOC_CONF" not in environ
+
+
 def test_without_a_system_library_the_environments_mimalloc_runs():
     library = find_malloc_library("auto", system_dirs=())  # a machine where nothing was installed as root
     assert library is not None and "mimalloc" in Path(library).name

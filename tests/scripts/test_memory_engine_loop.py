@@ -1,0 +1,30 @@
+"""scripts/memory_engine_loop.py in its CPU form: the report the GPU footprint check reads, on a tiny random model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from scripts.memory_engine_loop import parse_args, run_loop
+
+
+@pytest.mark.parametrize("shape", ["bge-tiny", "qwen3-tiny"])
+def test_report_gives_rss_start_warmup_peak_end_and_rate(shape):
+    args = parse_args(["--random-shape", shape, "--batches", "6", "--max-seqs", "4", "--max-len", "40",
+                       "--threads", "1", "--checkpoints", "2", "4", "--plateau-from", "2"])  # fmt: skip
+    report = run_loop(args)
+    assert report["device"] == "cpu" and report["batches"] == 6
+    assert set(report["rss_mb"]) == {"0", "2", "4", "6"}
+    assert report["rss_after_warmup_mb"] == report["rss_mb"]["0"] > report["rss_start_mb"] > 0
+    assert report["rss_peak_mb"] >= max(report["rss_mb"].values())
+    assert report["rss_end_mb"] == report["rss_mb"]["6"]
+    assert report["batches_per_s"] > 0 and report["engine_tokens_per_s"] > 0
+    assert set(report["python_objects"]) == {"2", "4", "6"}
+    assert report["cuda_mb"] == {}  # torch's CUDA allocator is read only on a GPU
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_device_without_cuda_is_refused_with_usage_error():
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--device", "cuda"])
+    assert exit_info.value.code == 2
