@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from scripts.memory_engine_loop import parse_args, run_loop
+from scripts.memory_engine_loop import parse_args
 
 
 @pytest.mark.parametrize("shape", ["bge-tiny", "qwen3-tiny"])
 def test_report_gives_rss_start_warmup_peak_end_and_rate(shape):
-    args = parse_args(["--random-shape", shape, "--batches", "6", "--max-seqs", "4", "--max-len", "40",
-                       "--threads", "1", "--checkpoints", "2", "4", "--plateau-from", "2"])  # fmt: skip
-    report = run_loop(args)
+    argv = ["--random-shape", shape, "--batches", "6", "--max-seqs", "4", "--max-len", "40",
+            "--threads", "1", "--checkpoints", "2", "4", "--plateau-from", "2"]  # fmt: skip
+    # Its own process, as it is run: the test process's memory, grown by the tests before it, would be the start.
+    done = subprocess.run(
+        [sys.executable, "scripts/memory_engine_loop.py", *argv], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["device"] == "cpu" and report["batches"] == 6
     assert set(report["rss_mb"]) == {"0", "2", "4", "6"}
     assert report["rss_after_warmup_mb"] == report["rss_mb"]["0"] > report["rss_start_mb"] > 0
