@@ -87,6 +87,7 @@ def test_matryoshka_engine_truncates_then_normalizes_and_close_leaves_nothing(mi
         engine.embed(["after close"])
 
 
+@pytest.mark.slow  # a variant of what a quicker test covers: `make test-slow`
 def test_tensor_parallel_engine_equals_one_rank(default_engine):
     texts = varied_texts(24, long_words=60)
     with Engine(tp_size=2) as engine:

@@ -95,6 +95,7 @@ def test_injected_forward_fault_fails_that_batch_then_serves(server):
     assert server.stats()["requests_failed_internal"] == 1
 
 
+@pytest.mark.slow  # a variant of what a quicker test covers: `make test-slow`
 def test_fatal_fault_stops_the_server_cleanly():
     server = RunningServer([], env={"EMBEDSERVE_INJECT_FAULTS": f"fatal:{FAULT_TOKEN}"})
     response = httpx.post(f"{server.base_url}/v1/embeddings", json={"input": [[101, FAULT_TOKEN, 102]]}, timeout=30)

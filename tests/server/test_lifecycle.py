@@ -9,11 +9,13 @@ import sys
 import threading
 
 import httpx
+import pytest
 
 from tests.support.launch import REPO_ROOT, RunningServer
 from tests.support.wait import wait_until
 
 
+@pytest.mark.slow  # a variant of what a quicker test covers: `make test-slow`
 def test_console_command_serves_and_sigterm_stops_every_process(minilm):
     console_command = os.path.join(os.path.dirname(sys.executable), "embedserve")
     server = RunningServer(["--model-path", minilm, "--is-embedding"], command=[console_command, "serve"])

@@ -197,6 +197,7 @@ def test_the_pair_is_the_unit_of_batching(server):
     assert value(after, "embedserve_batch_inputs_sum") - value(before, "embedserve_batch_inputs_sum") == 100
 
 
+@pytest.mark.slow  # a variant of what a quicker test covers: `make test-slow`
 def test_tensor_parallel_ranks_share_the_token_types(reranker, cross_encoder):
     """Two ranks over gloo: rank 0 broadcasts each batch's ids and token types; the scores are one process's."""
     expected = reference(cross_encoder, QUERY, DOCUMENTS, raw=True)

@@ -69,6 +69,7 @@ def test_two_nodes_on_loopback_equal_one_process_and_node_1_stops_with_node_0(mi
         assert node0.leftover_processes() == []
 
 
+@pytest.mark.slow  # a variant of what a quicker test covers: `make test-slow`
 def test_a_rank_dying_on_node_1_stops_node_0_and_node_1(minilm):
     multi_node = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--dist-init-addr", f"127.0.0.1:{free_port()}"]  # fmt: skip
     node0_args = [*multi_node, "--node-rank", "0", "--child-death-exit-delay", "5"]
@@ -82,6 +83,7 @@ def test_a_rank_dying_on_node_1_stops_node_0_and_node_1(minilm):
         assert node0.leftover_processes() == [] and node1.leftover_processes() == []
 
 
+@pytest.mark.slow  # a variant of what a quicker test covers: `make test-slow`
 def test_worker_node_stops_cleanly_on_sigterm_before_node_0_appears(minilm):
     args = ["--model-path", minilm, "--tp-size", "2", "--nnodes", "2", "--dist-init-addr", f"127.0.0.1:{free_port()}"]
     # Ready once its ranks are started and waiting for node 0 (a fixed sleep raced slow imports on a busy machine).

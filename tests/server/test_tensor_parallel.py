@@ -47,6 +47,7 @@ def test_bert_tp2_equals_one_process(minilm_tp2, minilm):
     assert_close_vectors(_embed(minilm_tp2, texts), single_process_vectors(minilm, texts))
 
 
+@pytest.mark.slow  # a variant of what a quicker test covers: `make test-slow`
 def test_qwen3_tp2_equals_one_process(qwen3_tp2, tiny_decoder):
     texts = varied_texts(16, long_words=200)
     assert max(len(text.split()) for text in texts) == 200  # a long paragraph among the short texts
