@@ -47,12 +47,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--chunk-size", type=int, default=4096)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples")
+    parser.add_argument("--dtype", default="float32", help="the engine's --dtype (bfloat16: the same rows sooner)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="embed-memory-") as folder:
         source, output = Path(folder) / "corpus.jsonl", Path(folder) / "vectors.parquet"
         write_corpus(source, args.rows)
         command = [sys.executable, "-m", "embedserve", "embed", "--input", str(source), "--output", str(output),
-                   "--chunk-size", str(args.chunk_size), "--allow-auto-truncate"]  # fmt: skip
+                   "--chunk-size", str(args.chunk_size), "--allow-auto-truncate", "--dtype", args.dtype]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.PIPE)
@@ -77,6 +78,7 @@ def main() -> None:
     result = {
         "rows": args.rows,
         "chunk_size": args.chunk_size,
+        "dtype": args.dtype,
         "exit_code": proc.returncode,
         "seconds": round(seconds, 1),
         "samples": len(next(iter(samples.values()), [])),
