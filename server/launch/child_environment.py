@@ -24,10 +24,13 @@ _PREFERRED_LIBRARIES = ("libjemalloc.so.2", "libmimalloc.so.3")
 _MALLOC_NAMES = ("jemalloc", "tcmalloc", "mimalloc")  # any of them in a user's LD_PRELOAD is their choice
 
 # oneDNN and ideep (torch's wrapper around it) keep one primitive per new matmul shape, up to 1,024
-# each, and a batch of a new token count is a new shape: unbounded, they grow with every new size.
-# A forward pass reuses its few shapes from layer to layer, so a small bound keeps most of the speed;
-# 32 measured faster than 128 in float32 and a little slower in bfloat16 (docs/benchmarks.md, "Memory work").
-_ONEDNN_CACHE_CAPACITY = "32"
+# each, and a batch of a new token count is a new shape: at that bound they hold far more than a model needs.
+# ideep's cache barely pays, so it is kept small. oneDNN's primitives are what a bfloat16 forward reuses:
+# bounded too tightly, a loaded server re-creates them batch after batch and loses a quarter of its bfloat16
+# throughput, so its bound is the smallest that kept that speed with memory still flat (docs/benchmarks.md,
+# "Memory work"; docs/reliability.md, "Memory").
+_ONEDNN_CACHE_CAPACITY = "256"
+_IDEEP_CACHE_CAPACITY = "32"
 
 # jemalloc's default hands freed pages back to the OS within its 10 s decay even while busy: batch after batch
 # of large activations then faults its pages in anew, which cost more than the allocator saved. Kept (never
@@ -58,7 +61,7 @@ def prepare_child_environment(environ: os._Environ | dict = os.environ) -> str:
     if "OMP_WAIT_POLICY" not in environ:
         environ.setdefault("GOMP_SPINCOUNT", "100000")
     environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", _ONEDNN_CACHE_CAPACITY)
-    environ.setdefault("LRU_CACHE_CAPACITY", _ONEDNN_CACHE_CAPACITY)  # ideep's cache, read by torch
+    environ.setdefault("LRU_CACHE_CAPACITY", _IDEEP_CACHE_CAPACITY)  # ideep's cache, read by torch
     preloaded = environ.get("LD_PRELOAD", "")
     if any(name in preloaded for name in _MALLOC_NAMES):
         return f"{preloaded} (LD_PRELOAD set by the user)"
