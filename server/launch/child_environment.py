@@ -23,13 +23,13 @@ _SYSTEM_LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu
 _PREFERRED_LIBRARIES = ("libjemalloc.so.2", "libmimalloc.so.3")
 _MALLOC_NAMES = ("jemalloc", "tcmalloc", "mimalloc")  # any of them in a user's LD_PRELOAD is their choice
 
-# oneDNN and ideep (torch's wrapper around it) keep one primitive per new matmul shape, up to 1,024
-# each, and a batch of a new token count is a new shape: at that bound they hold far more than a model needs.
-# ideep's cache barely pays, so it is kept small. oneDNN's primitives are what a bfloat16 forward reuses:
-# bounded too tightly, a loaded server re-creates them batch after batch and loses a quarter of its bfloat16
-# throughput, so its bound is the smallest that kept that speed with memory still flat (docs/benchmarks.md,
-# "Memory work"; docs/reliability.md, "Memory").
-_ONEDNN_CACHE_CAPACITY = "256"
+# oneDNN and ideep (torch's wrapper around it) each keep one entry per new matmul shape, and a batch of a
+# new token count is a new shape. ideep's cache barely pays, so it is kept small. oneDNN's primitives are
+# what a bfloat16 forward reuses: any bound below its default made a loaded server re-create them batch
+# after batch (a fifth to a quarter of its bfloat16 throughput), while at the default the cache fills and
+# then stays flat. So oneDNN's bound is set, explicitly, to its default (docs/benchmarks.md, "Memory work";
+# docs/reliability.md, "Memory").
+_ONEDNN_CACHE_CAPACITY = "1024"
 _IDEEP_CACHE_CAPACITY = "32"
 
 # jemalloc's default hands freed pages back to the OS within its 10 s decay even while busy: batch after batch

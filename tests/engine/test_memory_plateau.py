@@ -15,9 +15,11 @@ from tests.support.launch import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 # Small batches keep the test short; nearly every one still has a token count not seen before, which is
-# what grew oneDNN's caches without bound. The full check (2,000 batches of up to 64 x 200 tokens) is a
+# what grew oneDNN's caches. Bounded at oneDNN's default, its cache is full within about 200 such batches:
+# the plateau is measured after that. The full check (2,000 batches of up to 64 x 200 tokens) is a
 # documented run of the same script (docs/reliability.md).
-LOOP = ["--batches", "300", "--max-seqs", "8", "--plateau-from", "100", "--checkpoints", "100", "200", "--threads", "1"]
+LOOP = ["--batches", "600", "--max-seqs", "8", "--plateau-from", "300", "--checkpoints", "100", "200", "300", "400",
+        "500", "--threads", "1"]  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -30,6 +32,6 @@ def test_engine_memory_plateaus_across_batch_shapes(dtype, packed):
         command.append("--no-packed-linear")
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
     report = json.loads(done.stdout.splitlines()[-1])
-    assert done.returncode == 0, report  # --check: RSS at the end within 10% of RSS at batch 100
+    assert done.returncode == 0, report  # --check: RSS at the end within 10% of RSS at batch 300
     objects = report["python_objects"]
-    assert abs(objects["300"] - objects["100"]) < 100, objects  # nothing piles up in Python
+    assert abs(objects["600"] - objects["300"]) < 100, objects  # nothing piles up in Python

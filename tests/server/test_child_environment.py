@@ -21,7 +21,7 @@ def test_auto_finds_a_malloc_library_and_preloads_it():
     environ = {"LD_PRELOAD": "/opt/other.so"}
     assert prepare_child_environment(environ) == library
     assert environ["LD_PRELOAD"] == f"{library} /opt/other.so"
-    assert (environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"], environ["LRU_CACHE_CAPACITY"]) == ("256", "32")
+    assert (environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"], environ["LRU_CACHE_CAPACITY"]) == ("1024", "32")
     assert environ["GOMP_SPINCOUNT"] == "100000"
 
 
