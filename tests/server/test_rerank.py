@@ -152,6 +152,24 @@ def test_limits_and_malformed_bodies_go_through_the_pipeline(server):
     assert error["param"] == "query"
 
 
+@pytest.mark.parametrize(
+    ("path", "field_bodies"),
+    [
+        ("/v1/rerank", lambda text: {"query": "q", "documents": [text]}),
+        ("/rerank", lambda text: {"query": "q", "texts": [text]}),
+        ("/v1/score", lambda text: {"text_1": "q", "text_2": [text]}),
+    ],
+)
+def test_every_rerank_route_has_the_body_and_text_limits(server, path, field_bodies):
+    # past the default --max-request-bytes (2 MiB): a 413 before the body is parsed, whatever it holds
+    oversized = field_bodies("x" * (2_097_152 + 1))
+    assert_error_envelope(post(server, path, oversized), 413, "--max-request-bytes")
+    # a document past --max-input-chars, inside the byte limit: a 400 before any tokenizing
+    error = assert_error_envelope(post(server, path, field_bodies("word " * 25_000)), 400, "--max-input-chars")
+    assert error["param"] in ("documents", "texts", "text_2")
+    assert server.health().status_code == 200
+
+
 def test_a_reranker_has_no_embeddings(server):
     for path, body in (("/v1/embeddings", {"input": "hello"}), ("/encode", {"text": "hello"})):
         assert_error_envelope(post(server, path, body), 400, "is a reranker")
