@@ -18,9 +18,17 @@ class AttentionBackend(ABC):
 
     @abstractmethod
     def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, causal: bool, scale: float
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        batch: ForwardBatch,
+        causal: bool,
+        scale: float,
+        window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """q: (num_tokens, num_heads, head_dim), k/v: (num_tokens, num_kv_heads, head_dim) -> (num_tokens, num_heads * head_dim).
 
-        Each sequence attends only to itself; with `causal`, only to its own earlier tokens.
+        Each sequence attends only to itself; with `causal`, only to its own earlier tokens. With
+        `window=(left, right)`, token i also attends only to positions i-left through i+right (local layers).
         """

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from engine.attention.base import AttentionBackend
+from engine.attention.torch_native import attend_per_sequence, sequence_bounds
 from engine.forward_batch import ForwardBatch
 
 # Head sizes and dtypes FlashInfer's prefill kernels are built for; others fall back to torch_native.
@@ -64,8 +65,18 @@ class FlashInferBackend(AttentionBackend):
         batch.attn_metadata = build_metadata(batch, pin=self._pin)
 
     def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, causal: bool, scale: float
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        batch: ForwardBatch,
+        causal: bool,
+        scale: float,
+        window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
+        if window is not None:
+            # The ragged kernel bounds only the left side of a window; local bidirectional layers use SDPA.
+            return attend_per_sequence(q, k, v, sequence_bounds(batch.seq_lens), causal, scale, window)
         meta: FlashInferMetadata = batch.attn_metadata
         num_tokens, num_heads, head_dim = q.shape
         key = (causal, num_heads, k.shape[1], head_dim, q.dtype)

@@ -9,29 +9,69 @@ from engine.attention.base import AttentionBackend
 from engine.forward_batch import ForwardBatch
 
 
+def band_mask(length: int, window: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """(length, length) bool: True where query i may see key j, i.e. i - left <= j <= i + right."""
+    left, right = window
+    positions = torch.arange(length, device=device)
+    offset = positions.unsqueeze(0) - positions.unsqueeze(1)  # j - i
+    return (offset >= -left) & (offset <= right)
+
+
 class TorchNativeBackend(AttentionBackend):
     # One SDPA call per sequence: no padding FLOPs, and a sequence's result cannot depend on its neighbours.
     name = "torch_native"
 
     def prepare(self, batch: ForwardBatch) -> None:
-        bounds = []
-        start = 0
-        for length in batch.seq_lens:
-            bounds.append((start, start + length))
-            start += length
-        batch.attn_metadata = bounds
+        batch.attn_metadata = sequence_bounds(batch.seq_lens)
 
     def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, causal: bool, scale: float
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        batch: ForwardBatch,
+        causal: bool,
+        scale: float,
+        window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        num_tokens, num_heads, head_dim = q.shape
-        gqa = k.shape[1] != num_heads
-        out = torch.empty((num_tokens, num_heads, head_dim), dtype=q.dtype, device=q.device)
-        for start, end in batch.attn_metadata:
-            # (L, H, D) -> (1, H, L, D)
-            qs = q[start:end].transpose(0, 1).unsqueeze(0)
-            ks = k[start:end].transpose(0, 1).unsqueeze(0)
-            vs = v[start:end].transpose(0, 1).unsqueeze(0)
+        return attend_per_sequence(q, k, v, batch.attn_metadata, causal, scale, window)
+
+
+def sequence_bounds(seq_lens: list[int]) -> list[tuple[int, int]]:
+    """(start, end) of each sequence in the packed batch."""
+    bounds = []
+    start = 0
+    for length in seq_lens:
+        bounds.append((start, start + length))
+        start += length
+    return bounds
+
+
+def attend_per_sequence(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bounds: list[tuple[int, int]],
+    causal: bool,
+    scale: float,
+    window: tuple[int, int] | None,
+) -> torch.Tensor:
+    """SDPA on each packed sequence in turn; see AttentionBackend.forward for the shapes."""
+    num_tokens, num_heads, head_dim = q.shape
+    gqa = k.shape[1] != num_heads
+    if window is not None and causal:
+        window = (window[0], 0)
+    out = torch.empty((num_tokens, num_heads, head_dim), dtype=q.dtype, device=q.device)
+    for start, end in bounds:
+        # (L, H, D) -> (1, H, L, D)
+        qs = q[start:end].transpose(0, 1).unsqueeze(0)
+        ks = k[start:end].transpose(0, 1).unsqueeze(0)
+        vs = v[start:end].transpose(0, 1).unsqueeze(0)
+        # A window wider than the sequence masks nothing: skip the mask and keep the fast kernel.
+        if window is not None and end - start > min(window) + 1:
+            mask = band_mask(end - start, window, q.device)
+            o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=gqa)
+        else:
             o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=causal, scale=scale, enable_gqa=gqa)
-            out[start:end] = o.squeeze(0).transpose(0, 1)
-        return out.view(num_tokens, num_heads * head_dim)
+        out[start:end] = o.squeeze(0).transpose(0, 1)
+    return out.view(num_tokens, num_heads * head_dim)
