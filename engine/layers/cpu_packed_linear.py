@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 from torch import nn
@@ -34,11 +35,35 @@ def pack_weight(weight: torch.Tensor) -> torch.Tensor:
     return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 2048)
 
 
+# oneDNN builds and caches one primitive per matmul shape, and every new token count is a new shape: a server
+# meets hundreds, so either the cache grows large or primitives are rebuilt batch after batch. Rows are padded
+# up to a few sizes instead: exact up to EXACT_ROWS, then 16 steps per power of two (at most 1/16 more rows),
+# so one weight meets at most about 16 shapes per doubling of the batch (docs/reliability.md, "Memory").
+EXACT_ROWS = 32
+STEPS_PER_OCTAVE = 16
+PAD_ROWS = os.environ.get("EMBEDSERVE_PAD_ROWS", "1") != "0"  # 0: exact shapes, for A/B measurements
+
+
+def padded_rows(rows: int) -> int:
+    """`rows` rounded up to its bucket."""
+    if rows <= EXACT_ROWS:
+        return rows
+    step = (1 << ((rows - 1).bit_length() - 1)) // STEPS_PER_OCTAVE
+    return -(-rows // step) * step
+
+
 def packed_linear(
     x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, activation: str | None = None
 ) -> torch.Tensor:
     attr, algorithm = FUSABLE_ACTIVATIONS[activation] if activation else ("none", "")
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, attr, [], algorithm)
+    rows = x.shape[0]
+    bucket = padded_rows(rows) if PAD_ROWS and x.dim() == 2 else rows
+    if bucket == rows:
+        return torch.ops.mkldnn._linear_pointwise(x, packed, bias, attr, [], algorithm)
+    # Rows are independent in a matmul: the zero rows added change nothing in the real ones and are cut off.
+    padded = x.new_zeros((bucket, x.shape[1]))
+    padded[:rows] = x
+    return torch.ops.mkldnn._linear_pointwise(padded, packed, bias, attr, [], algorithm)[:rows]
 
 
 def pack_model_linears(model: nn.Module) -> int:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.layers.activation import activation_by_name
-from engine.layers.cpu_packed_linear import pack_model_linears, packing_supported
+from engine.layers.cpu_packed_linear import EXACT_ROWS, pack_model_linears, packing_supported, padded_rows
 from engine.layers.linear import ColumnParallelLinear, RowParallelLinear
 from engine.model_config import ModelConfig
 from engine.model_runner import ModelRunner
@@ -35,7 +35,7 @@ def _random_linear(cls, in_features: int, out_features: int, dtype: torch.dtype,
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cls", [ColumnParallelLinear, RowParallelLinear])
-@pytest.mark.parametrize("rows", [1, 9, 300])
+@pytest.mark.parametrize("rows", [1, 9, 300, 1000])  # 300 and 1000 are padded to their buckets
 def test_packed_linear_equals_plain(cls, dtype, rows):
     layer = _random_linear(cls, 384, 1536, dtype, seed=rows)
     x = torch.randn(rows, 384).to(dtype)
@@ -45,6 +45,16 @@ def test_packed_linear_equals_plain(cls, dtype, rows):
     assert actual.dtype == dtype and actual.shape == (rows, 1536)
     tolerance = 1e-4 if dtype == torch.float32 else 0.05
     assert (actual.double() - expected).abs().max().item() < tolerance
+
+
+def test_row_buckets_bound_the_shapes_and_the_padding():
+    """Every token count maps to a bucket at most 1/16 larger, and a doubling of the batch holds 16 buckets."""
+    buckets = [padded_rows(rows) for rows in range(1, 16_385)]
+    assert buckets[:EXACT_ROWS] == list(range(1, EXACT_ROWS + 1))
+    assert all(rows <= bucket <= rows * 17 / 16 for rows, bucket in enumerate(buckets, start=1))
+    assert all(padded_rows(bucket) == bucket for bucket in buckets)
+    for low in (32, 256, 8192):
+        assert len({padded_rows(rows) for rows in range(low + 1, 2 * low + 1)}) == 16
 
 
 @pytest.mark.parametrize("activation", ["gelu", "gelu_pytorch_tanh", "gelu_new", "relu", "silu"])
