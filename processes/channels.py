@@ -46,8 +46,10 @@ class PullChannel(Generic[T]):
         """Block until a message arrives (the process sleeps; no spinning)."""
         return self._decoder.decode(self._sock.recv(copy=False).buffer)
 
-    def recv_all(self, block: bool) -> list[T]:
-        """Everything queued now; with `block`, first wait for at least one message."""
+    def recv_all(self, block: bool, timeout_s: float | None = None) -> list[T]:
+        """Everything queued now; with `block`, first wait for at least one message, or `timeout_s` at most."""
+        if block and timeout_s is not None and not self._sock.poll(int(timeout_s * 1000)):
+            return []
         messages = [self.recv()] if block else []
         while True:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import torch
@@ -23,6 +24,10 @@ from processes.scheduler_config import SchedulerConfig
 from processes.tensor_parallel_rank import BatchSharingRunner, follow_rank_zero, join_tensor_parallel_group
 
 logger = logging.getLogger(__name__)
+
+# After this long without work, what the allocator keeps for the next batch goes back to the OS, so an idle
+# server does not hold its busiest moment's memory (docs/reliability.md, "Memory").
+IDLE_RELEASE_SECONDS = 2.0
 
 
 def run_scheduler_process(
@@ -66,17 +71,27 @@ def serve_forever(
     inbox: PullChannel[SchedulerInput],
     outbox: PushChannel[BatchOutput],
     heartbeat: EngineHeartbeat | None = None,
+    on_idle: Callable[[], object] = release_free_memory,
+    idle_seconds: float = IDLE_RELEASE_SECONDS,
 ) -> None:
     stats: list[BatchStats] = []  # forwards not yet reported; they ride on the next BatchOutput
+    worked_since_idle = False
     while True:
         # Sleep in recv while idle; while work is queued, only pick up what has already arrived.
-        _take_messages(queue, inbox.recv_all(block=len(queue) == 0))
+        idle = len(queue) == 0
+        messages = inbox.recv_all(block=idle, timeout_s=idle_seconds if idle and worked_since_idle else None)
+        if idle and not messages:  # the wait timed out: once per idle spell
+            on_idle()
+            worked_since_idle = False
+            continue
+        _take_messages(queue, messages)
         batch = queue.next_batch()
         waiting = len(queue)
         if heartbeat is not None:
             heartbeat.record(waiting, queue.num_dropped_inputs, queue.num_discarded_inputs)
         if not batch:
             continue
+        worked_since_idle = True
         num_tokens = sum(len(item.token_ids) for item in batch)
         started = time.monotonic()
         try:

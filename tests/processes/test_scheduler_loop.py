@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -75,8 +76,10 @@ def ids(start: int, length: int) -> list[int]:
 class SchedulerLoop:
     """serve_forever in a thread, with the channels the frontend and the result process would hold."""
 
-    def __init__(self, max_prefill_tokens: int, max_running_requests: int):
+    def __init__(self, max_prefill_tokens: int, max_running_requests: int, idle_seconds: float = 60.0):
         self.runner = FakeRunner()
+        self.idle_calls: list[int] = []  # the number of forwards run when each idle release happened
+        self.idle_seconds = idle_seconds
         self.queue = BatchQueue(max_prefill_tokens, max_running_requests)
         self.heartbeat = EngineHeartbeat(multiprocessing.get_context("spawn"))
         self.context = zmq.Context()
@@ -91,7 +94,15 @@ class SchedulerLoop:
 
     def _run(self, inbox: PullChannel, outbox: PushChannel) -> None:
         try:
-            serve_forever(self.runner, self.queue, inbox, outbox, self.heartbeat)
+            serve_forever(
+                self.runner,
+                self.queue,
+                inbox,
+                outbox,
+                self.heartbeat,
+                on_idle=lambda: self.idle_calls.append(len(self.runner.batches)),
+                idle_seconds=self.idle_seconds,
+            )
         except _StopLoop:
             pass
         except BaseException as error:
@@ -135,8 +146,8 @@ class SchedulerLoop:
 def make_loop():
     loops: list[SchedulerLoop] = []
 
-    def make(max_prefill_tokens: int = 100, max_running_requests: int = 8) -> SchedulerLoop:
-        loops.append(SchedulerLoop(max_prefill_tokens, max_running_requests))
+    def make(max_prefill_tokens: int = 100, max_running_requests: int = 8, idle_seconds: float = 60.0) -> SchedulerLoop:
+        loops.append(SchedulerLoop(max_prefill_tokens, max_running_requests, idle_seconds))
         return loops[-1]
 
     yield make
@@ -155,6 +166,19 @@ def test_an_idle_request_runs_at_once_and_returns_its_vectors(make_loop):
     [output] = message.outputs
     assert (output.rid, output.status, output.error, output.prompt_tokens) == ("a", 200, None, 5)
     np.testing.assert_array_equal(output.embeddings.to_numpy(), [vector_of(ids(10, 3)), vector_of(ids(20, 2))])
+
+
+def test_memory_is_released_once_per_idle_spell_after_work(make_loop):
+    loop = make_loop(idle_seconds=0.05)
+    loop.send(request("a", ids(10, 3)))
+    loop.receive(1)
+    wait_until(lambda: loop.idle_calls == [1], 10, message="the release after the first forward")
+    loop.send(request("b", ids(20, 2)))
+    loop.receive(1)
+    wait_until(lambda: loop.idle_calls == [1, 2], 10, message="the release after the second forward")
+    # An idle loop that has not worked since its last release does not release again: six idle periods pass.
+    time.sleep(0.3)
+    assert loop.idle_calls == [1, 2]
 
 
 def test_pairs_batch_with_their_token_types_and_come_back_as_scores(make_loop):
