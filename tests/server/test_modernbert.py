@@ -11,19 +11,14 @@ from openai import OpenAI
 
 from tests.support.compare import assert_close_vectors, cosine_per_row
 from tests.support.launch import PRESETS, RunningServer
-from tests.support.modernbert_models import LOCAL_HALF_WINDOW, build_modernbert_embedder
+from tests.support.modernbert_models import LOCAL_HALF_WINDOW
 from tests.support.texts import mixed_length_batch, varied_texts
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> str:
-    return build_modernbert_embedder(tmp_path_factory.mktemp("models") / "modernbert-embed", pooling="mean")
-
-
-@pytest.fixture(scope="module")
-def client(folder):
+def client(tiny_modernbert):
     preset = PRESETS / "modernbert-embed-base.yaml"
-    with RunningServer(["--config", str(preset), "--model-path", folder]) as running:
+    with RunningServer(["--config", str(preset), "--model-path", tiny_modernbert]) as running:
         yield OpenAI(base_url=f"{running.base_url}/v1", api_key="x")
 
 
@@ -31,8 +26,8 @@ def embed(client, texts: list[str]) -> np.ndarray:
     return np.array([d.embedding for d in client.embeddings.create(model="m", input=texts).data])
 
 
-def test_vectors_equal_sentence_transformers_past_the_local_window(client, folder, st_model_factory):
-    reference = st_model_factory(folder)
+def test_vectors_equal_sentence_transformers_past_the_local_window(client, tiny_modernbert, st_model_factory):
+    reference = st_model_factory(tiny_modernbert)
     texts = [f"search_query: {t}" for t in varied_texts(30, long_words=80)]
     lengths = [len(ids) for ids in reference.tokenizer(texts)["input_ids"]]
     assert max(lengths) > 20 * LOCAL_HALF_WINDOW
