@@ -42,9 +42,13 @@ def modernbert_tokenizer(destination: Path):
     return tokenizer
 
 
-def build_modernbert_embedder(destination: Path, pooling: str = "mean", seed: int = 5) -> str:
+def build_modernbert_embedder(
+    destination: Path, pooling: str = "mean", seed: int = 5, shape: dict | None = None, max_seq_length: int = 512
+) -> str:
     """ModernBertModel saved by sentence-transformers (Transformer, Pooling, Normalize), config.json as the hub
-    spells it (global_attn_every_n_layers and the two rope thetas, no layer_types or rope_parameters)."""
+    spells it (global_attn_every_n_layers and the two rope thetas, no layer_types or rope_parameters).
+
+    `shape` replaces SHAPE's fields (a benchmark builds gte-modernbert-base's shape with it)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import ModernBertConfig, ModernBertModel
@@ -52,13 +56,14 @@ def build_modernbert_embedder(destination: Path, pooling: str = "mean", seed: in
     destination.mkdir(parents=True, exist_ok=True)
     tokenizer = modernbert_tokenizer(destination)
     special = dict(pad_token_id=3, bos_token_id=1, cls_token_id=1, eos_token_id=2, sep_token_id=2)
-    config = ModernBertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, **special, **SHAPE)
+    sizes = {**SHAPE, **(shape or {})}
+    config = ModernBertConfig(vocab_size=len(tokenizer), max_position_embeddings=max_seq_length, **special, **sizes)
     model = ModernBertModel(config)
     randomize_at_trained_scale(model, seed)
     model.save_pretrained(destination)
     _rewrite_config_hub_style(destination / "config.json")
-    transformer = Transformer(str(destination), max_seq_length=512)
-    pooler = Pooling(SHAPE["hidden_size"], pooling_mode=pooling)
+    transformer = Transformer(str(destination), max_seq_length=max_seq_length)
+    pooler = Pooling(sizes["hidden_size"], pooling_mode=pooling)
     SentenceTransformer(modules=[transformer, pooler, Normalize()], device="cpu").save(str(destination))
     _rewrite_config_hub_style(destination / "config.json")  # sentence-transformers saved transformers 5's again
     return str(destination)
