@@ -93,6 +93,59 @@ class XLMRobertaConfig(BertConfig, frozen=True, kw_only=True):
         return self.pad_token_id + 1
 
 
+class ModernBertConfig(TextConfig, frozen=True, kw_only=True):
+    """ModernBERT: rotary positions with one theta for global layers and another for local (sliding-window) ones."""
+
+    norm_eps: float = field(default=1e-5, name="norm_eps")
+    activation: str = field(default="gelu", name="hidden_activation")
+    max_position_embeddings: int = 8192
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    norm_bias: bool = False
+    local_attention: int = 128  # a local layer's whole window: local_attention // 2 tokens on each side
+    layer_types: tuple[str, ...]  # "full_attention" | "sliding_attention" per layer (see `from_hf`)
+    global_rope: RopeConfig
+    local_rope: RopeConfig
+
+    _layer_types: ClassVar[tuple[str, ...]] = ("full_attention", "sliding_attention")
+
+    def __post_init__(self) -> None:
+        if len(self.layer_types) != self.num_layers or not set(self.layer_types) <= set(self._layer_types):
+            raise ArchConfigError(
+                f"layer_types {list(self.layer_types)} must name {self.num_layers} layers, each one of "
+                f"{', '.join(self._layer_types)}"
+            )
+
+    @property
+    def local_window(self) -> tuple[int, int]:
+        """(left, right) of a local layer: transformers lets a token see every token within local_attention // 2."""
+        half = self.local_attention // 2
+        return (half, half)
+
+    @classmethod
+    def from_hf(cls, hf: dict[str, Any]) -> ModernBertConfig:
+        """Hub folders (transformers 4) write global_attn_every_n_layers, global_rope_theta and local_rope_theta;
+        transformers 5 adds layer_types and per-layer-type rope_parameters, which win when present, as there."""
+        raw = text_fields(hf)
+        every = int(raw.get("global_attn_every_n_layers") or 3)
+        layer_types = raw.get("layer_types") or [
+            "sliding_attention" if i % every else "full_attention" for i in range(int(raw["num_hidden_layers"]))
+        ]
+        per_type = dict(raw.get("rope_parameters") or {})
+        ropes = {}
+        for key, layer_type, theta_key, theta in (
+            ("global_rope", "full_attention", "global_rope_theta", 160000.0),
+            ("local_rope", "sliding_attention", "local_rope_theta", 10000.0),
+        ):
+            spelled = {
+                "rope_theta": raw.get(theta_key) or theta,
+                "rope_parameters": per_type.get(layer_type),
+                "rope_scaling": raw.get("rope_scaling"),
+            }
+            ropes[key] = _rope_parameters(spelled, {}, ("default",))
+        return msgspec.convert({**raw, "layer_types": layer_types, **ropes}, cls)
+
+
 class ClipTextConfig(TextConfig, frozen=True, kw_only=True):
     norm_eps: float = field(default=1e-5, name="layer_norm_eps")
     activation: str = field(default="quick_gelu", name="hidden_act")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.arch_config import DecoderConfig
+from engine.arch_config import DecoderConfig, TextConfig
 from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
 from engine.layers.activation import activation_by_name
@@ -64,9 +64,9 @@ class DecoderAttention(nn.Module):
 
 
 class GatedMLP(nn.Module):
-    """down(act(gate(x)) * up(x)), with gate and up fused into one matmul."""
+    """down(act(gate(x)) * up(x)), with gate and up fused into one matmul (ModernBERT's Wi -> chunk -> Wo too)."""
 
-    def __init__(self, text: DecoderConfig, options: DecoderOptions):
+    def __init__(self, text: TextConfig, options: DecoderOptions):
         super().__init__()
         hidden, inner = text.hidden_size, text.intermediate_size
         self.gate_up_proj = MergedColumnParallelLinear(hidden, [inner, inner], bias=options.mlp_bias)

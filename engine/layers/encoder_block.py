@@ -1,4 +1,4 @@
-"""The attention and MLP blocks of encoder towers (BERT, CLIP's text and vision towers, Qwen2-VL's ViT)."""
+"""The attention and MLP blocks of encoder towers (BERT, ModernBERT, CLIP's text and vision towers, Qwen2-VL's ViT)."""
 
 from __future__ import annotations
 
@@ -15,25 +15,34 @@ from engine.layers.rotary import apply_rotary
 class EncoderAttention(nn.Module):
     """Fused q/k/v projection (one key/value head per query head), attention within each sequence, output projection."""
 
-    def __init__(self, hidden_size: int, num_heads: int, attn: AttentionBackend, causal: bool = False):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        attn: AttentionBackend,
+        causal: bool = False,
+        bias: bool = True,
+        window: tuple[int, int] | None = None,
+    ):
         super().__init__()
         self.head_dim = hidden_size // num_heads
-        self.qkv_proj = QKVParallelLinear(hidden_size, self.head_dim, num_heads, num_heads)
-        self.o_proj = RowParallelLinear(hidden_size, hidden_size)
+        self.qkv_proj = QKVParallelLinear(hidden_size, self.head_dim, num_heads, num_heads, bias=bias)
+        self.o_proj = RowParallelLinear(hidden_size, hidden_size, bias=bias)
         self.attn = attn
         self.causal = causal  # CLIP's text tower attends only to earlier tokens
+        self.window = window  # ModernBERT's local layers: (left, right) tokens each one sees
         self.scale = self.head_dim**-0.5
 
     def forward(
         self, x: torch.Tensor, batch: ForwardBatch, rotary: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """x: (num_tokens, hidden); `rotary`: float32 (cos, sin) when the tower rotates q and k (Qwen2-VL's ViT)."""
+        """x: (num_tokens, hidden); `rotary`: (cos, sin) when the tower rotates q and k (Qwen2-VL's ViT, ModernBERT)."""
         heads = self.qkv_proj.num_heads
         q, k, v = self.qkv_proj(x).view(-1, 3 * heads, self.head_dim).split(heads, dim=1)  # each (N, heads, head_dim)
         if rotary is not None:  # rotated in float32, as the reference does, then back to the model's dtype
             q = apply_rotary(q.float(), *rotary).to(x.dtype)
             k = apply_rotary(k.float(), *rotary).to(x.dtype)
-        out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale)
+        out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
         return self.o_proj(out)
 
 

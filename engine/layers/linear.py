@@ -80,6 +80,12 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
         super().__init__(in_features, sum(output_sizes), bias)
 
     def weight_loader(self, param: torch.Tensor, loaded: LoadedTensor, shard_id: ShardId | None = None) -> None:
+        if shard_id is None:  # the checkpoint stores the outputs already fused (ModernBERT's Wi)
+            start = 0
+            for index, size in enumerate(self.output_sizes):
+                self.weight_loader(param, loaded.narrow(0, start, size), index)
+                start += size
+            return
         if not isinstance(shard_id, int):
             raise ValueError(f"a merged projection loads one output at a time by index, not {shard_id!r}")
         offset = sum(self.output_sizes[:shard_id]) // self.tp_size

@@ -11,6 +11,7 @@ from engine.arch_config import (
     ClipTextConfig,
     ClipVisionConfig,
     DecoderConfig,
+    ModernBertConfig,
     Qwen2VLTextConfig,
     Qwen2VLVisionConfig,
     TextConfig,
@@ -43,6 +44,10 @@ _BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", "cls", True, text_
 _XLM_ROBERTA = ModelSpec(
     "engine.models.xlm_roberta", "XLMRobertaEmbeddingModel", "cls", True, text_config=XLMRobertaConfig
 )
+# ModernBERT folders without sentence-transformers files pool as sentence-transformers would build them: mean
+_MODERNBERT = ModelSpec(
+    "engine.models.modernbert", "ModernBertEmbeddingModel", "mean", True, text_config=ModernBertConfig
+)
 
 # Base classes and the task heads users ship; an embedder ignores its head's weights. Sequence classifiers are
 # cross-encoders: they score query-document pairs (rerankers) and pool and project inside the model.
@@ -52,6 +57,8 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "BertForSequenceClassification": ModelSpec(
         "engine.models.bert", "BertCrossEncoder", "model", False, text_config=BertConfig, task="score"
     ),
+    "ModernBertModel": _MODERNBERT,
+    "ModernBertForMaskedLM": _MODERNBERT,
     "XLMRobertaModel": _XLM_ROBERTA,
     "XLMRobertaForMaskedLM": _XLM_ROBERTA,
     "XLMRobertaForSequenceClassification": ModelSpec(

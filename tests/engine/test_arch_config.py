@@ -11,6 +11,7 @@ from engine.arch_config import (
     BertConfig,
     ClipVisionConfig,
     DecoderConfig,
+    ModernBertConfig,
     Qwen2VLTextConfig,
     Qwen2VLVisionConfig,
     RopeConfig,
@@ -128,6 +129,37 @@ def test_qwen2_vl_reads_the_same_in_hub_and_transformers_5_spelling(tmp_path):
         assert vision.rope.theta == 10000.0
     assert hub.head_dims == v5.head_dims == {128, 80}
     assert hub.context_length == v5.context_length == 32768  # the hub's window is switched off
+
+
+# gte-modernbert-base's shape as the hub spells it (transformers 4: no layer_types, no rope_parameters)
+_MODERNBERT_HUB = {
+    "architectures": ["ModernBertModel"], "hidden_size": 768, "intermediate_size": 1152, "num_hidden_layers": 22,
+    "num_attention_heads": 12, "vocab_size": 50368, "max_position_embeddings": 8192, "norm_eps": 1e-5,
+    "hidden_activation": "gelu", "global_attn_every_n_layers": 3, "local_attention": 128,
+    "global_rope_theta": 160000.0, "local_rope_theta": 10000.0, "attention_bias": False, "norm_bias": False,
+}  # fmt: skip
+
+
+def test_modernbert_reads_the_same_in_hub_and_transformers_5_spelling(tmp_path):
+    from transformers import ModernBertConfig as Reference
+
+    v5_dict = Reference(**_MODERNBERT_HUB).to_dict()  # as transformers 5 saves it: layer_types, rope_parameters
+    assert "layer_types" in v5_dict and "full_attention" in v5_dict["rope_parameters"]
+    hub = _load(tmp_path, _MODERNBERT_HUB)
+    v5 = _load(tmp_path, {**v5_dict, "architectures": ["ModernBertModel"]})
+    assert hub.text == v5.text and isinstance(hub.text, ModernBertConfig)
+    every_third_global = ["full_attention", "sliding_attention", "sliding_attention"] * 7 + ["full_attention"]
+    assert list(hub.text.layer_types) == v5_dict["layer_types"] == every_third_global
+    ropes_and_window = (hub.text.global_rope.theta, hub.text.local_rope.theta, hub.text.local_window)
+    assert ropes_and_window == (160000.0, 10000.0, (64, 64))
+    assert (hub.context_length, hub.pooling, hub.text.head_dim) == (8192, "mean", 64)  # local layers cap nothing
+
+
+def test_modernbert_refuses_what_it_does_not_implement(tmp_path):
+    with pytest.raises(ModelConfigError, match="layer_types .* must name 22 layers"):
+        _load(tmp_path, {**_MODERNBERT_HUB, "layer_types": ["full_attention"] * 21})
+    with pytest.raises(ModelConfigError, match="rope type 'yarn' is not implemented"):
+        _load(tmp_path, {**_MODERNBERT_HUB, "rope_scaling": {"rope_type": "yarn", "factor": 2.0}})
 
 
 def test_clip_vision_lays_out_a_fixed_number_of_tokens(tmp_path):

@@ -12,7 +12,12 @@ from tests.support.launch import free_port
 
 def _worker(rank: int, port: int, results) -> None:
     from engine.distributed import BatchBroadcaster, init_tensor_parallel
-    from engine.layers.linear import ColumnParallelLinear, QKVParallelLinear, RowParallelLinear
+    from engine.layers.linear import (
+        ColumnParallelLinear,
+        MergedColumnParallelLinear,
+        QKVParallelLinear,
+        RowParallelLinear,
+    )
     from engine.layers.vocab_embedding import VocabParallelEmbedding
 
     init_tensor_parallel(rank, 2, f"127.0.0.1:{port}", "cpu")
@@ -20,6 +25,7 @@ def _worker(rank: int, port: int, results) -> None:
     w_up, w_down, table = torch.randn(8, 6), torch.randn(6, 8), torch.randn(11, 6)
     wq, wk, wv = torch.randn(4 * 2, 6), torch.randn(1 * 2, 6), torch.randn(1 * 2, 6)
     x, ids = torch.randn(5, 6), torch.tensor([0, 3, 5, 6, 10])
+    w_fused = torch.randn(2 * 4, 6)  # two outputs of 4 stored as one tensor, as ModernBERT's Wi
 
     up, down = ColumnParallelLinear(6, 8, bias=False), RowParallelLinear(8, 6, bias=False)
     up.weight_loader(up.weight, w_up)
@@ -29,6 +35,12 @@ def _worker(rank: int, port: int, results) -> None:
     qkv = QKVParallelLinear(6, head_dim=2, num_heads=4, num_kv_heads=1, bias=False)  # 1 KV head: replicated
     for shard, w in (("q", wq), ("k", wk), ("v", wv)):
         qkv.weight_loader(qkv.weight, w, shard)
+
+    merged = MergedColumnParallelLinear(6, [4, 4], bias=False)
+    merged.weight_loader(merged.weight, w_fused)  # no shard id: split into its outputs, then each by rank
+    first, second = (x @ w_fused.T).split(4, dim=1)
+    half = slice(rank * 2, rank * 2 + 2)
+    merged_ok = torch.allclose(merged(x), torch.cat((first[:, half], second[:, half]), dim=1))
 
     mlp_ok = torch.allclose(down(up(x)), x @ w_up.T @ w_down.T, atol=1e-5)
     embed_ok = torch.equal(embed(ids), table[ids])
@@ -50,7 +62,7 @@ def _worker(rank: int, port: int, results) -> None:
         while (batch := broadcaster.receive()) is not None:
             sequences, types = batch
             received.append(([s.tolist() for s in sequences], types and [t.tolist() for t in types]))
-    results[rank] = (mlp_ok, embed_ok, qkv_ok, received)
+    results[rank] = (mlp_ok and merged_ok, embed_ok, qkv_ok, received)
     dist.destroy_process_group()
 
 

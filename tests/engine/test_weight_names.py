@@ -26,6 +26,10 @@ def _reference_models() -> dict[str, object]:
         "XLMRobertaForSequenceClassification": lambda: t.XLMRobertaForSequenceClassification(
             t.XLMRobertaConfig(**_TEXT, max_position_embeddings=66, num_labels=1)
         ),
+        # masked-LM saves nest the encoder under model.; biases everywhere, as the bias flags allow
+        "ModernBertForMaskedLM": lambda: t.ModernBertForMaskedLM(
+            t.ModernBertConfig(**_TEXT, pad_token_id=0, attention_bias=True, mlp_bias=True, norm_bias=True)
+        ),
         "LlamaModel": lambda: t.LlamaModel(t.LlamaConfig(**decoder, attention_bias=True, mlp_bias=True)),
         "LlamaForCausalLM": lambda: t.LlamaForCausalLM(t.LlamaConfig(**decoder)),
         "Qwen2ForCausalLM": lambda: t.Qwen2ForCausalLM(t.Qwen2Config(**decoder)),
@@ -97,6 +101,10 @@ def test_transformers_checkpoints_load_onto_exactly_our_parameters(architecture,
         ),
         ("Qwen2VLForConditionalGeneration", "visual.merger.mlp.2.bias", ("visual.merger.mlp.2.bias", None)),
         ("CLIPModel", "logit_scale", None),
+        # ModernBERT: q, k, v and the MLP's input and gate are fused in the checkpoint already
+        ("ModernBertModel", "layers.2.attn.Wqkv.weight", ("layers.2.attn.qkv_proj.weight", None)),
+        ("ModernBertModel", "model.layers.0.mlp.Wi.weight", ("layers.0.mlp.gate_up_proj.weight", None)),
+        ("ModernBertForMaskedLM", "head.dense.weight", None),
     ],
 )
 def test_older_spellings_map_too(architecture, checkpoint_name, expected):

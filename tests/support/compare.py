@@ -1,4 +1,4 @@
-"""Per-vector cosine similarity, the measure every parity test asserts on."""
+"""Per-vector cosine similarity, the measure every parity test asserts on, and the batch-invariance check built on it."""
 
 from __future__ import annotations
 
@@ -16,3 +16,16 @@ def assert_close_vectors(actual, expected, min_cosine: float = 0.99999) -> None:
     cos = cosine_per_row(actual, expected)
     worst = int(np.argmin(cos))
     assert cos.min() >= min_cosine, f"row {worst} cosine {cos[worst]:.7f} < {min_cosine}"
+
+
+def assert_batch_invariant(runner, ids: list[np.ndarray]) -> None:
+    """Each input alone, in one mixed batch, and in that batch reversed: the same vectors."""
+    assert len({len(x) for x in ids}) > 4, "the batch must mix lengths"
+    batched = runner.embed(ids)
+    alone = np.concatenate([runner.embed([x]) for x in ids])
+    reversed_batch = runner.embed(ids[::-1])[::-1]
+    assert_close_vectors(alone, batched)
+    assert_close_vectors(reversed_batch, batched)
+    # Different token counts change the matmul blocking, so only float32 rounding may differ.
+    unit = np.linalg.norm(batched, axis=1, keepdims=True)
+    assert np.abs(alone / unit - batched / unit).max() < 2e-5

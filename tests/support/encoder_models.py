@@ -28,7 +28,7 @@ def randomize_at_trained_scale(model: torch.nn.Module, seed: int) -> None:
             noise = torch.randn(param.shape, generator=generator)
             if param.ndim == 2:
                 param.copy_(noise / param.shape[1] ** 0.5)
-            elif "LayerNorm.weight" in name:
+            elif "LayerNorm.weight" in name or name.endswith("norm.weight"):  # BERT's, ModernBERT's LayerNorms
                 param.copy_(1 + 0.1 * noise)
             else:  # biases and LayerNorm shifts
                 param.copy_(0.1 * noise)

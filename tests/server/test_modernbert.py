@@ -1,0 +1,45 @@
+"""ModernBERT through a real server launched with its preset: vectors equal SentenceTransformer past the local
+window (base64 through the OpenAI client), and a text alone equals the same text inside a mixed concurrent batch."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from openai import OpenAI
+
+from tests.support.compare import assert_close_vectors, cosine_per_row
+from tests.support.launch import PRESETS, RunningServer
+from tests.support.modernbert_models import LOCAL_HALF_WINDOW
+from tests.support.texts import mixed_length_batch, varied_texts
+
+
+@pytest.fixture(scope="module")
+def client(tiny_modernbert):
+    preset = PRESETS / "modernbert-embed-base.yaml"
+    with RunningServer(["--config", str(preset), "--model-path", tiny_modernbert]) as running:
+        yield OpenAI(base_url=f"{running.base_url}/v1", api_key="x")
+
+
+def embed(client, texts: list[str]) -> np.ndarray:
+    return np.array([d.embedding for d in client.embeddings.create(model="m", input=texts).data])
+
+
+def test_vectors_equal_sentence_transformers_past_the_local_window(client, tiny_modernbert, st_model_factory):
+    reference = st_model_factory(tiny_modernbert)
+    texts = [f"search_query: {t}" for t in varied_texts(30, long_words=80)]
+    lengths = [len(ids) for ids in reference.tokenizer(texts)["input_ids"]]
+    assert max(lengths) > 20 * LOCAL_HALF_WINDOW
+    expected = reference.encode(texts)
+    assert (expected @ expected.T)[~np.eye(30, dtype=bool)].max() < 0.99, "different texts, different vectors"
+    assert_close_vectors(embed(client, texts), expected)
+
+
+def test_a_text_alone_embeds_as_inside_a_mixed_concurrent_batch(client):
+    texts = mixed_length_batch(24, seed=8)
+    alone = np.concatenate([embed(client, [t]) for t in texts[:6]])
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda i: embed(client, texts[i::4]), range(4)))
+    together = np.array([answers[i % 4][i // 4] for i in range(6)])
+    assert cosine_per_row(alone, together).min() >= 0.99999 and np.abs(alone - together).max() < 1e-5
