@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def process_tree_cpu_seconds(pid: int) -> float:
 
 def start_ours(model_path: str, dtype: str, extra: tuple[str, ...] = (), timeout: float = 300) -> RunningServer:
     args = ["--model-path", model_path, "--served-model-name", SERVED_NAME, "--dtype", dtype, "--allow-auto-truncate"]
-    return RunningServer([*args, *extra], startup_timeout=timeout)
+    return _ready(RunningServer([*args, *extra], wait=False), timeout)
 
 
 def start_vllm(python: str, model_path: str, dtype: str, kv_cache_gib: int, timeout: float = 600) -> RunningServer:
@@ -52,7 +53,24 @@ def start_vllm(python: str, model_path: str, dtype: str, kv_cache_gib: int, time
     }
     args = ["--model", model_path, "--runner", "pooling", "--served-model-name", SERVED_NAME, "--dtype", dtype]
     command = [python, "-m", "vllm.entrypoints.openai.api_server"]
-    return RunningServer(args, startup_timeout=timeout, command=command, env=env)
+    return _ready(RunningServer(args, command=command, env=env, wait=False), timeout)
+
+
+def _ready(server: RunningServer, timeout: float) -> RunningServer:
+    """Wait for /health; on failure or Ctrl-C stop the whole tree while its root still holds the children."""
+    deadline = time.monotonic() + timeout
+    try:
+        while server.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if server.health().status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"server not ready (exit code {server.proc.poll()}); its log:\n{server.log()[-3000:]}")
+    except BaseException:
+        stop_tree(server)
+        raise
 
 
 def stop_tree(server: RunningServer) -> None:

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench_models import BenchModel, linear_flops_per_token, minilm, qwen3_embedding_shape  # noqa: E402
-from bench_servers import SERVED_NAME, LoadSpec, measured_load, start_ours, start_vllm, stop_tree  # noqa: E402
+from bench_servers import (  # noqa: E402
+    SERVED_NAME,
+    LoadSpec,
+    measured_load,
+    process_tree_cpu_seconds,
+    start_ours,
+    start_vllm,
+    stop_tree,
+)
 from bench_vs_vllm_table import markdown_table, medians  # noqa: E402
 from corpus import fixed_length_texts, realistic_texts  # noqa: E402
 
@@ -40,7 +49,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-vllm", action="store_true", help="run our server alone")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--num-texts", type=int, default=1000, help="realistic texts per cell, and per length")
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    parser.add_argument(
+        "--dtypes", nargs="*", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+        help="MiniLM's dtypes; none with --decoder runs the decoder row alone",
+    )  # fmt: skip
     parser.add_argument("--lengths", type=int, nargs="*", default=[], help="fixed input lengths in tokens")
     parser.add_argument("--length-inputs-per-request", type=int, default=32)
     parser.add_argument("--decoder", action="store_true", help="add the Qwen3-Embedding-0.6B-shaped row (bf16)")
@@ -48,6 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-fraction-of-peak", action="store_true")
     parser.add_argument("--latency-requests", type=int, default=300)
     parser.add_argument("--cosine-texts", type=int, default=8)
+    parser.add_argument("--idle-seconds", type=float, default=3.0, help="how long each idle server's CPU is read")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="bound on each cell's load")
     parser.add_argument("--server-args", default="", help="extra flags for our server")
     parser.add_argument("--out", help="write the JSON report here too")
@@ -110,6 +123,9 @@ def run_session(peer: str, model: BenchModel, dtype: str, plan: dict[str, LoadSp
                 raise RuntimeError(
                     f"{peer} {dtype} {key}: failed requests {cells[key]['errors']}\n{server.log()[-3000:]}"
                 )
+        cpu_before = process_tree_cpu_seconds(server.proc.pid)
+        time.sleep(args.idle_seconds)
+        cells["idle"] = {"cores_busy": (process_tree_cpu_seconds(server.proc.pid) - cpu_before) / args.idle_seconds}
         if reference is not None:
             cells["cosine"] = {"min": min_cosine(embed(server, reference[0], extra_body), reference[1])}
         return cells
@@ -142,6 +158,7 @@ def bf16_linear_peak(model_path: str) -> float:
 
 def main() -> None:
     args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a plain kill still runs the finally that stops servers
     peers = ["ours"] if args.skip_vllm else ["ours", "vllm"]
     if not args.skip_vllm and not Path(args.vllm_python).is_file():
         print(
@@ -157,7 +174,7 @@ def main() -> None:
     groups = [(encoder, dtype, plan) for dtype in args.dtypes]
     if args.decoder:
         groups.append((qwen3_embedding_shape(), "bfloat16", decoder_plan(args)))
-    reference = reference_vectors(encoder, args.cosine_texts)
+    reference = reference_vectors(encoder, args.cosine_texts if args.dtypes else 0)
     peak = bf16_linear_peak(encoder.path) if args.model_fraction_of_peak else None
     runs: dict[str, dict[str, list[dict]]] = {}
     for model, dtype, plan in groups:

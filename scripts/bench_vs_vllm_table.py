@@ -24,6 +24,9 @@ def medians(runs: dict[str, dict[str, list[dict]]]) -> dict:
                 if key == "cosine":
                     cells[key] = min(session[key]["min"] for session in sessions)
                     continue
+                if key == "idle":
+                    cells[key] = statistics.median(session[key]["cores_busy"] for session in sessions)
+                    continue
                 cells[key] = {
                     "tokens_per_s": statistics.median(s[key]["tokens_per_s"] for s in sessions),
                     "cores_busy": statistics.median(s[key]["cores_busy"] for s in sessions),
@@ -59,7 +62,8 @@ def markdown_table(summary: dict, args, peers: list[str], flops: dict, peak: flo
     lines = [f"| tokens/s | {' | '.join(header)} |", "|---" * (len(header) + 1) + "|"]
 
     def add(label: str, row: list[str]) -> None:
-        lines.append(f"| {label} | {' | '.join(row)} |")
+        if any(text not in ("–", "") for text in row):  # a row no run filled (MiniLM's, with --dtypes none) is left out
+            lines.append(f"| {label} | {' | '.join(row)} |")
 
     for key, label in THROUGHPUT_ROWS.items():
         add(label, cells("minilm", key, tokens))
@@ -71,6 +75,7 @@ def markdown_table(summary: dict, args, peers: list[str], flops: dict, peak: flo
         f"server cores busy at 1/64 and 32/64 (of {cores})",
         cells("minilm", None, lambda c: (f"{c['1x64']['cores_busy']:.2f}, {c['32x64']['cores_busy']:.2f}", None)),
     )
+    add("server cores busy while idle", cells("minilm", "idle", lambda v: (f"{v:.2f}", None)))
     if args.cosine_texts > 0:
         add("min cosine vs float32 sentence-transformers", cells("minilm", "cosine", lambda v: (f"{v:.6f}", None)))
     for length in args.lengths:
@@ -86,7 +91,7 @@ def markdown_table(summary: dict, args, peers: list[str], flops: dict, peak: flo
             return f"{achieved:.0f} GFLOP/s = {achieved / peak:.0%}", achieved
 
         label = f"model GFLOP/s at 32/64, of one bf16 linear's {peak:.0f} ({per_token / 1e6:.1f} MFLOP/token)"
-        lines.append(f"| {label} | {' | '.join(_bf16_only(cells('minilm', '32x64', fraction), dtypes, peers))} |")
+        add(label, _bf16_only(cells("minilm", "32x64", fraction), dtypes, peers))
     return "\n".join(lines)
 
 

@@ -44,14 +44,15 @@ def test_bench_vs_vllm_reports_every_row_for_our_server(tmp_path):
     proc = subprocess.run(
         [sys.executable, "scripts/bench_vs_vllm.py", "--skip-vllm", "--num-texts", "20", "--repeats", "1",
          "--dtypes", "bfloat16", "--lengths", "16", "64", "--latency-requests", "5", "--cosine-texts", "2",
-         "--model-fraction-of-peak", "--max-seconds", "60", "--out", str(out)],
+         "--model-fraction-of-peak", "--idle-seconds", "1", "--max-seconds", "60", "--out", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert list(report["runs"]) == ["minilm/bfloat16"] and list(report["runs"]["minilm/bfloat16"]) == ["ours"]
     cells = report["medians"]["minilm/bfloat16"]["ours"]
-    assert set(cells) == {"1x1", "1x64", "32x1", "32x64", "short", "len16", "len64", "cosine"}
+    assert set(cells) == {"1x1", "1x64", "32x1", "32x64", "short", "len16", "len64", "idle", "cosine"}
+    assert 0 <= cells["idle"] < 0.5  # an idle server keeps no core busy
     for key in ("1x1", "1x64", "32x1", "32x64", "short", "len16", "len64"):
         assert cells[key]["tokens_per_s"] > 0 and cells[key]["cores_busy"] > 0 and cells[key]["p50_ms"] > 0
     session = report["runs"]["minilm/bfloat16"]["ours"][0]
@@ -66,7 +67,8 @@ def test_bench_vs_vllm_reports_every_row_for_our_server(tmp_path):
     assert labels[:-1] == [
         "1 input/request, concurrency 1", "1 input/request, concurrency 64", "32 inputs/request, concurrency 1",
         "32 inputs/request, concurrency 64", "one 9-token input, concurrency 1, p50",
-        f"server cores busy at 1/64 and 32/64 (of {os.cpu_count()})", "min cosine vs float32 sentence-transformers",
+        f"server cores busy at 1/64 and 32/64 (of {os.cpu_count()})", "server cores busy while idle",
+        "min cosine vs float32 sentence-transformers",
         "16 tokens each, 32 inputs/request, concurrency 64", "64 tokens each, 32 inputs/request, concurrency 64",
     ]  # fmt: skip
     assert labels[-1].startswith("model GFLOP/s at 32/64, of one bf16 linear's")
