@@ -7,7 +7,6 @@ pooling, Normalize). It is built once, in a child process (a few GB of float32 w
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import sys
 import tempfile
@@ -54,7 +53,7 @@ def _build_decoder(destination: Path) -> None:
     from gpu_check import SHAPES
     from tokenizers import Tokenizer, processors
 
-    from tests.support.decoder_models import build_tiny_decoder
+    from tests.support.decoder_models import build_tiny_decoder, write_pooling_modules
 
     shape = {key: value for key, value in SHAPES["qwen3-0.6b"].items() if key != "family"}
     extra = shape | {"tie_word_embeddings": True, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6}}
@@ -65,16 +64,8 @@ def _build_decoder(destination: Path) -> None:
         single="$A <|endoftext|>", pair="$A <|endoftext|> $B:1 <|endoftext|>:1", special_tokens=[("<|endoftext|>", eot)]
     )
     tokenizer.save(str(destination / "tokenizer.json"))
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ]
-    (destination / "modules.json").write_text(json.dumps(modules, indent=2))
-    (destination / "1_Pooling").mkdir(exist_ok=True)
-    pooling = {"word_embedding_dimension": shape["hidden_size"], "pooling_mode_lasttoken": True}
-    (destination / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
-    (destination / "2_Normalize").mkdir(exist_ok=True)
+    pooling = {"word_embedding_dimension": shape["hidden_size"], "pooling_mode_lasttoken": True, "include_prompt": True}
+    write_pooling_modules(destination, pooling)
     (destination / "complete").touch()
 
 
