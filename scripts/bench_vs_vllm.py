@@ -144,16 +144,44 @@ def reference_vectors(model: BenchModel, count: int) -> tuple[list[str], np.ndar
     return texts, library.encode(texts, convert_to_numpy=True).astype(np.float64)
 
 
-def bf16_linear_peak(model_path: str) -> float:
-    """The best GFLOP/s of one bf16 linear at the model's MLP shape (plain or oneDNN-packed): the CPU's ceiling."""
+def bf16_linear_peak(model_path: str) -> dict[int, dict]:
+    """GFLOP/s of one bf16 linear at the model's MLP shape, by row count, plain and oneDNN-packed.
+
+    The best of them is the CPU's ceiling (where the CPU has AMX, packed bfloat16 goes far above AVX-512).
+    """
     import torch
     from bench_linear import linear_gflops
 
     from engine.model_config import ModelConfig
 
     text = ModelConfig.load(model_path).text
-    runs = [linear_gflops(text.hidden_size, text.intermediate_size, rows, torch.bfloat16, 0.3) for rows in PEAK_ROWS]
-    return max(max(run.values()) for run in runs)
+    return {
+        rows: linear_gflops(text.hidden_size, text.intermediate_size, rows, torch.bfloat16, 0.3) for rows in PEAK_ROWS
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's name and its matrix extensions: the peak and both servers' bf16 paths depend on them."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return " ".join([name, *sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "avx512_vnni"))])
+
+
+def versions(args: argparse.Namespace) -> dict:
+    """Our commit and vLLM's version, for the record beside the numbers."""
+    import subprocess
+
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    found = {"embedserve_commit": git.stdout.strip()}
+    if not args.skip_vllm:
+        query = "import importlib.metadata as m; print(*(d.version for d in m.distributions() if 'vllm' in d.name))"
+        vllm = subprocess.run([args.vllm_python, "-c", query], capture_output=True, text=True)
+        found["vllm"] = vllm.stdout.strip() or "unknown"
+    return found
 
 
 def main() -> None:
@@ -175,7 +203,8 @@ def main() -> None:
     if args.decoder:
         groups.append((qwen3_embedding_shape(), "bfloat16", decoder_plan(args)))
     reference = reference_vectors(encoder, args.cosine_texts if args.dtypes else 0)
-    peak = bf16_linear_peak(encoder.path) if args.model_fraction_of_peak else None
+    linear = bf16_linear_peak(encoder.path) if args.model_fraction_of_peak else {}
+    peak = max((max(run.values()) for run in linear.values()), default=None)
     runs: dict[str, dict[str, list[dict]]] = {}
     for model, dtype, plan in groups:
         group = runs.setdefault(f"{model.key}/{dtype}", {peer: [] for peer in peers})
@@ -191,9 +220,11 @@ def main() -> None:
     table = markdown_table(summary, args, peers, flops, peak, os.cpu_count())
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        **versions(args),
         "linear_flops_per_token": flops,
+        "bf16_linear_gflops": linear,
         "bf16_linear_peak_gflops": peak,
         "medians": summary,
         "runs": runs,
