@@ -29,6 +29,19 @@ def seconds_per_call(fn, args: tuple, min_seconds: float) -> float:
     return elapsed / calls
 
 
+def linear_gflops(in_features: int, out_features: int, rows: int, dtype: torch.dtype, seconds: float) -> dict:
+    """GFLOP/s of `rows` x `in_features` through one `out_features` linear layer: plain, and packed where supported."""
+    weight = torch.randn(out_features, in_features).to(dtype)
+    bias = torch.randn(out_features).to(dtype)
+    x = torch.randn(rows, in_features).to(dtype)
+    flop = 2 * rows * in_features * out_features
+    result = {"plain_gflops": flop / seconds_per_call(F.linear, (x, weight, bias), seconds) / 1e9}
+    if packing_supported(weight):
+        packed = pack_weight(weight)
+        result["packed_gflops"] = flop / seconds_per_call(packed_linear, (x, packed, bias), seconds) / 1e9
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--in-features", type=int, default=384)
@@ -37,16 +50,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.5, help="time spent on each measurement")
     args = parser.parse_args()
     for dtype in (torch.float32, torch.bfloat16):
-        weight = torch.randn(args.out_features, args.in_features).to(dtype)
-        bias = torch.randn(args.out_features).to(dtype)
-        packed = pack_weight(weight) if packing_supported(weight) else None
         for rows in args.rows:
-            x = torch.randn(rows, args.in_features).to(dtype)
-            flop = 2 * rows * args.in_features * args.out_features
             row = {"dtype": str(dtype).removeprefix("torch."), "rows": rows, "threads": torch.get_num_threads()}
-            row["plain_gflops"] = flop / seconds_per_call(F.linear, (x, weight, bias), args.seconds) / 1e9
-            if packed is not None:
-                row["packed_gflops"] = flop / seconds_per_call(packed_linear, (x, packed, bias), args.seconds) / 1e9
+            row |= linear_gflops(args.in_features, args.out_features, rows, dtype, args.seconds)
             # three significant digits: a tiny layer on a busy machine must not round down to 0 GFLOP/s
             print(json.dumps({k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in row.items()}), flush=True)
 

@@ -40,8 +40,11 @@ async def run_load(
     max_seconds: float,
     encoding_format: str,
     dimensions: int | None,
+    extra_body: dict | None = None,
 ) -> dict:
     """`concurrency` workers each send one request at a time until the count or time bound is reached.
+
+    `extra_body` adds fields a peer needs in every request (vLLM: `truncate_prompt_tokens`).
 
     aiohttp and msgspec keep the client's own CPU small: on a 2-core machine the load generator competes with
     the server it measures (httpx cost about 3.5 ms of CPU per request here).
@@ -70,6 +73,7 @@ async def run_load(
             }
             if dimensions:
                 body["dimensions"] = dimensions
+            body.update(extra_body or {})
             started = time.perf_counter()
             try:
                 async with session.post(

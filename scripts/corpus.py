@@ -43,3 +43,27 @@ def realistic_texts(count: int, seed: int = 0) -> list[str]:
 def short_text() -> str:
     """About 10 tokens, for single-request latency."""
     return "What is the weather like in the mountains today?"
+
+
+def fixed_length_texts(tokenizer, num_tokens: int, count: int, seed: int = 0) -> list[str]:
+    """`count` texts of exactly `num_tokens` tokens each as `tokenizer` counts them, special tokens included.
+
+    Each draft is cut at the last word boundary that fits (both WordPiece and byte-level BPE split words there,
+    so the prefix keeps its tokens), then topped up with " the", which is one token in both.
+    """
+    budget = num_tokens - len(tokenizer("")["input_ids"])
+    if budget < 1:
+        raise ValueError(f"{num_tokens} tokens leave no room beside the tokenizer's special tokens")
+    rng = random.Random(seed)
+    drafts = [_sentence(rng, budget + 8) for _ in range(count)]  # every word is at least one token
+    offsets = tokenizer(drafts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    texts = []
+    for draft, spans in zip(drafts, offsets, strict=True):
+        end = spans[budget - 1][1]
+        texts.append(draft[:end] if draft[end : end + 1] == " " else draft[: max(draft.rfind(" ", 0, end), 0)])
+    for _ in range(3):
+        lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+        if all(n == num_tokens for n in lengths):
+            return texts
+        texts = [text + " the" * (num_tokens - n) for text, n in zip(texts, lengths, strict=True)]
+    raise ValueError(f"could not build texts of exactly {num_tokens} tokens with this tokenizer")

@@ -91,6 +91,19 @@ def build_tiny_decoder(
     return str(destination)
 
 
+def write_pooling_modules(destination: Path, pooling: dict[str, Any]) -> None:
+    """sentence-transformers' modules: Transformer, then Pooling with `pooling` as its config, then Normalize."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (destination / "modules.json").write_text(json.dumps(modules, indent=2))
+    (destination / "1_Pooling").mkdir(exist_ok=True)
+    (destination / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
+    (destination / "2_Normalize").mkdir(exist_ok=True)
+
+
 def rewrite_config_hub_style(model_dir: str) -> None:
     """Rewrite a transformers-5 config.json the way hub folders spell it: rope_theta + rope_scaling, torch_dtype."""
     path = Path(model_dir) / "config.json"

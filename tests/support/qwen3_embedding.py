@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.decoder_models import QWEN_SPECIAL_TOKENS, build_tiny_decoder
+from tests.support.decoder_models import QWEN_SPECIAL_TOKENS, build_tiny_decoder, write_pooling_modules
 from tests.support.texts import mixed_length_batch, varied_texts
 
 HIDDEN_SIZE = 1536
@@ -45,16 +45,8 @@ def _train_tokenizer(destination: Path) -> None:
 
 
 def _write_sentence_transformers_files(destination: Path) -> None:
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ]
-    (destination / "modules.json").write_text(json.dumps(modules, indent=2))
-    (destination / "1_Pooling").mkdir(exist_ok=True)
     pooling = {"word_embedding_dimension": HIDDEN_SIZE, "pooling_mode_lasttoken": True, "include_prompt": True}
-    (destination / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
-    (destination / "2_Normalize").mkdir(exist_ok=True)
+    write_pooling_modules(destination, pooling)
     (destination / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 1024}))
     st_config = {"prompts": PROMPTS, "default_prompt_name": None, "similarity_fn_name": "cosine"}
     (destination / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=2))
