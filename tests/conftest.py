@@ -9,6 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tests.support.decoder_models import build_tiny_variant  # noqa: E402
+from tests.support.gemma_models import build_tiny_embeddinggemma  # noqa: E402
 from tests.support.models import make_cls_copy, minilm_path  # noqa: E402
 from tests.support.qwen3_embedding import build_tiny_qwen3_embedding  # noqa: E402
 from tests.support.smollm2 import smollm2_path  # noqa: E402
@@ -74,3 +75,9 @@ def tiny_qwen3_embedding(tmp_path_factory) -> str:
 def smollm2() -> str:
     """Real SmolLM2-135M weights; the first run downloads and converts them (see tests/support/smollm2.py)."""
     return smollm2_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_embeddinggemma(tmp_path_factory) -> str:
+    """A bidirectional Gemma3TextModel with two Dense modules and EmbeddingGemma's prompts (tests/support/gemma_models.py)."""
+    return build_tiny_embeddinggemma(tmp_path_factory.mktemp("models") / "tiny-embeddinggemma")

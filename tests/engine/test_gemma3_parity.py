@@ -17,13 +17,8 @@ TEXTS = varied_texts(24, long_words=80)
 
 
 @pytest.fixture(scope="module")
-def embeddinggemma(tmp_path_factory) -> str:
-    return build_tiny_embeddinggemma(tmp_path_factory.mktemp("models") / "tiny-embeddinggemma")
-
-
-@pytest.fixture(scope="module")
-def runner(embeddinggemma) -> ModelRunner:
-    return ModelRunner(ModelConfig.load(embeddinggemma))
+def runner(tiny_embeddinggemma) -> ModelRunner:
+    return ModelRunner(ModelConfig.load(tiny_embeddinggemma))
 
 
 def _embed(runner: ModelRunner, tokenizer, texts: list[str]) -> np.ndarray:
@@ -40,8 +35,8 @@ def test_the_folder_reads_as_embeddinggemma(runner):
 
 
 @pytest.mark.parametrize("prompt_name", [None, "query", "document"])
-def test_vectors_equal_sentence_transformers(embeddinggemma, runner, st_model_factory, prompt_name):
-    model = st_model_factory(embeddinggemma)
+def test_vectors_equal_sentence_transformers(tiny_embeddinggemma, runner, st_model_factory, prompt_name):
+    model = st_model_factory(tiny_embeddinggemma)
     prompt = model.prompts[prompt_name] if prompt_name else ""
     lengths = [len(x) for x in model.tokenizer([prompt + t for t in TEXTS])["input_ids"]]
     window = runner.config.text.local_window
@@ -51,8 +46,8 @@ def test_vectors_equal_sentence_transformers(embeddinggemma, runner, st_model_fa
     assert_close_vectors(_embed(runner, model.tokenizer, [prompt + t for t in TEXTS]), expected)
 
 
-def test_the_fixture_is_sensitive_to_the_text_the_window_and_the_prompt(embeddinggemma, st_model_factory):
-    model = st_model_factory(embeddinggemma)
+def test_the_fixture_is_sensitive_to_the_text_the_window_and_the_prompt(tiny_embeddinggemma, st_model_factory):
+    model = st_model_factory(tiny_embeddinggemma)
     expected = model.encode(TEXTS)
     similarity = expected @ expected.T
     assert similarity[~np.eye(len(TEXTS), dtype=bool)].max() < 0.99, (
@@ -60,15 +55,15 @@ def test_the_fixture_is_sensitive_to_the_text_the_window_and_the_prompt(embeddin
     )
     assert cosine_per_row(expected, model.encode(TEXTS, prompt_name="query")).max() < 0.999
     # local layers that ignore their window serve other vectors for texts longer than it
-    unwindowed = ModelRunner(ModelConfig.load(embeddinggemma))
+    unwindowed = ModelRunner(ModelConfig.load(tiny_embeddinggemma))
     for layer in unwindowed.model.model.layers:
         layer.self_attn.window = None
     long_texts = TEXTS[-6:]
     assert cosine_per_row(_embed(unwindowed, model.tokenizer, long_texts), model.encode(long_texts)).min() < 0.9999
 
 
-def test_an_input_alone_equals_it_inside_a_mixed_batch(runner, st_model_factory, embeddinggemma):
-    tokenizer = st_model_factory(embeddinggemma).tokenizer
+def test_an_input_alone_equals_it_inside_a_mixed_batch(runner, st_model_factory, tiny_embeddinggemma):
+    tokenizer = st_model_factory(tiny_embeddinggemma).tokenizer
     texts = mixed_length_batch(12, seed=4)
     batched = _embed(runner, tokenizer, texts)
     alone = np.concatenate([_embed(runner, tokenizer, [t]) for t in texts])
@@ -77,14 +72,14 @@ def test_an_input_alone_equals_it_inside_a_mixed_batch(runner, st_model_factory,
     assert_close_vectors(reversed_batch, batched)
 
 
-def test_bfloat16_stays_close_and_float16_is_refused(embeddinggemma, st_model_factory):
-    model = st_model_factory(embeddinggemma)
-    bf16 = ModelRunner(ModelConfig.load(embeddinggemma, dtype="bfloat16"))
+def test_bfloat16_stays_close_and_float16_is_refused(tiny_embeddinggemma, st_model_factory):
+    model = st_model_factory(tiny_embeddinggemma)
+    bf16 = ModelRunner(ModelConfig.load(tiny_embeddinggemma, dtype="bfloat16"))
     assert {p.dtype for p in bf16.dense.parameters()} == {torch.bfloat16}
     cos = cosine_per_row(_embed(bf16, model.tokenizer, TEXTS), model.encode(TEXTS))
     assert cos.min() >= 0.99 and cos.min() < 0.999999, cos.min()  # close, and really computed in bfloat16
     with pytest.raises(ModelConfigError, match="does not run in float16"):
-        ModelConfig.load(embeddinggemma, dtype="float16")
+        ModelConfig.load(tiny_embeddinggemma, dtype="float16")
 
 
 def test_a_causal_gemma3_equals_transformers(tmp_path):
