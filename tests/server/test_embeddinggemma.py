@@ -66,3 +66,10 @@ def test_a_text_alone_embeds_as_inside_a_mixed_concurrent_batch(server):
     together = np.array([answers[i % 4][i // 4] for i in range(6)])
     assert_close_vectors(alone, together)
     assert np.abs(alone - together).max() < 1e-5
+
+
+@pytest.mark.slow  # a second server: `make test-slow`
+def test_two_tensor_parallel_ranks_equal_sentence_transformers(tiny_embeddinggemma, st_model_factory):
+    # 4 query heads and 2 KV heads over 2 ranks; the Dense modules run whole on each rank
+    with RunningServer(["--model-path", tiny_embeddinggemma, "--is-embedding", "--tp-size", "2"]) as tp2:
+        assert_close_vectors(embed(tp2, TEXTS), st_model_factory(tiny_embeddinggemma).encode(TEXTS))
