@@ -61,8 +61,8 @@ class Gemma3Stack(nn.Module):
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         """-> final normed hidden states (num_tokens, hidden)."""
         x = self.embed_tokens(batch.input_ids)
-        # transformers rounds the scale to the model dtype first (sqrt(768) is 27.75 in bfloat16)
-        x = x * torch.tensor(self.embed_scale, dtype=x.dtype)
+        # as transformers: the scale as a float32 tensor, rounded to the model dtype (sqrt(768) is 27.75 in bfloat16)
+        x = x * torch.tensor(self.embed_scale, dtype=torch.float32).to(x.dtype)
         global_cos_sin = self.global_rotary.cos_sin(batch.positions, x.dtype)  # once per batch for every layer
         local_cos_sin = self.local_rotary.cos_sin(batch.positions, x.dtype)
         for layer in self.layers:
