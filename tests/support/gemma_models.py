@@ -45,7 +45,7 @@ def gemma_tokenizer(destination: Path):
     return tokenizer
 
 
-def _dense(in_features: int, out_features: int, seed: int, **options):
+def dense_module(in_features: int, out_features: int, seed: int, **options):
     from sentence_transformers.base.modules.dense import Dense
 
     dense = Dense(in_features, out_features, **options)
@@ -86,8 +86,8 @@ def build_tiny_embeddinggemma(
     if with_dense:
         inner, out = DENSE_SIZES
         modules += [
-            _dense(HIDDEN_SIZE, inner, seed + 1, bias=False, activation_function=nn.Identity()),
-            _dense(inner, out, seed + 2, bias=False, activation_function=nn.Identity()),
+            dense_module(HIDDEN_SIZE, inner, seed + 1, bias=False, activation_function=nn.Identity()),
+            dense_module(inner, out, seed + 2, bias=False, activation_function=nn.Identity()),
         ]
     model_st = SentenceTransformer(modules=[*modules, Normalize()], prompts=PROMPTS, device="cpu")
     model_st.save(str(destination))
