@@ -1,4 +1,4 @@
-"""Reads a model folder's sentence-transformers files (modules.json, pooling, max_seq_length, prompts)."""
+"""Reads a model folder's sentence-transformers files (modules.json, pooling, Dense, max_seq_length, prompts)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def _pooling_from_config(cfg: dict) -> str:
 
 
 def read_sentence_transformers_info(model_path: str | Path) -> SentenceTransformersInfo:
-    """Return pooling, normalization, max_seq_length and prompts declared by the folder, if any."""
+    """Return pooling, Dense modules, normalization, max_seq_length and prompts declared by the folder, if any."""
     root = Path(model_path)
     modules = _read_json(root / "modules.json")
     pooling = None
