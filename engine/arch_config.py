@@ -170,6 +170,11 @@ class DecoderConfig(TextConfig, frozen=True, kw_only=True):
     def attention_window(self) -> int | None:
         return self.sliding_window if self.sliding_window and self.use_sliding_window else None
 
+    @property
+    def attention_scale(self) -> float:
+        """What attention scores are multiplied by before the softmax."""
+        return self.head_dim**-0.5
+
     @classmethod
     def from_hf(cls, hf: dict[str, Any]) -> DecoderConfig:
         raw = text_fields(hf)
@@ -186,6 +191,99 @@ class Qwen2VLTextConfig(DecoderConfig, frozen=True, kw_only=True):
         section = self.rope.mrope_section or ()
         if sum(section) != self.head_dim // 2:
             raise ArchConfigError(f"mrope_section {list(section)} must sum to head_dim / 2 = {self.head_dim // 2}")
+
+
+class Gemma3TextConfig(DecoderConfig, frozen=True, kw_only=True):
+    """Gemma3's text stack (EmbeddingGemma): local layers in a window and global layers, each with its own rotary.
+
+    Defaults are transformers' Gemma3TextConfig's. A config value this server does not implement is refused here.
+    """
+
+    explicit_kv_heads: int | None = field(default=4, name="num_key_value_heads")
+    explicit_head_dim: int | None = field(default=256, name="head_dim")
+    activation: str = field(default="gelu_pytorch_tanh", name="hidden_activation")
+    sliding_window: int | None = 4096
+    layer_types: tuple[str, ...]  # "sliding_attention" (local) or "full_attention" (global), one per layer
+    query_pre_attn_scalar: float = 256.0  # attention scores scale by its inverse square root, not head_dim's
+    attn_logit_softcapping: float | None = None
+    use_bidirectional_attention: bool = False  # EmbeddingGemma: every token sees the whole input (or its window)
+    local_rope: RopeConfig = field(default_factory=RopeConfig)  # the local layers' rotary; `rope` is the global one
+
+    rope_defaults: ClassVar[Mapping[str, Any]] = {"rope_theta": 1000000.0}
+
+    def __post_init__(self) -> None:
+        if self.attn_logit_softcapping is not None:
+            raise ArchConfigError(
+                f"attn_logit_softcapping {self.attn_logit_softcapping} is not implemented (the attention kernels "
+                "cannot cap scores); serving it would give wrong vectors"
+            )
+        unknown = sorted(set(self.layer_types) - set(GEMMA3_LAYER_TYPES))
+        if unknown or len(self.layer_types) != self.num_layers:
+            raise ArchConfigError(
+                f"layer_types must give one of {', '.join(GEMMA3_LAYER_TYPES)} for each of the {self.num_layers} "
+                f"layers, not {list(self.layer_types)}"
+            )
+        if "sliding_attention" in self.layer_types and not self.sliding_window:
+            raise ArchConfigError("local (sliding_attention) layers need a sliding_window")
+
+    @property
+    def attention_window(self) -> None:
+        """Only local layers have a window, and they attend in it (see `local_window`): the context is not capped."""
+        return None
+
+    @property
+    def attention_scale(self) -> float:
+        return self.query_pre_attn_scalar**-0.5
+
+    @property
+    def local_window(self) -> tuple[int, int]:
+        """(left, right) positions a token sees in a local layer, as transformers' Gemma3 masks them.
+
+        Causal: the token and the `sliding_window - 1` before it. Bidirectional: transformers keeps
+        `sliding_window // 2 + 1` as an exclusive bound on |query - key| (Gemma3TextConfig.__post_init__ and
+        `_bidirectional_window_overlay`), so `sliding_window // 2` on each side.
+        """
+        window = self.sliding_window or 0
+        if self.use_bidirectional_attention:
+            return (window // 2, window // 2)
+        return (window - 1, 0)
+
+    @classmethod
+    def from_hf(cls, hf: dict[str, Any]) -> Gemma3TextConfig:
+        raw = text_fields(hf)
+        num_layers = raw.get("num_hidden_layers")
+        layer_types = raw.get("layer_types")
+        if layer_types is None and isinstance(num_layers, int):
+            # transformers' rule for configs without layer_types: every `sliding_window_pattern`-th layer is global
+            pattern = int(raw.get("sliding_window_pattern", 6))
+            layer_types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(num_layers)]
+        per_type = dict(raw.get("rope_parameters") or {})
+        if per_type and not set(per_type) <= set(GEMMA3_LAYER_TYPES):
+            raise ArchConfigError(f"Gemma3 rope_parameters must be per layer type, not {per_type}")
+        # Hub folders spell them rope_theta, rope_scaling (global layers only) and rope_local_base_freq.
+        global_raw = {
+            "rope_parameters": per_type.get("full_attention"),
+            "rope_scaling": raw.get("rope_scaling"),
+            "rope_theta": raw.get("rope_theta"),
+            "partial_rotary_factor": raw.get("partial_rotary_factor"),
+        }
+        local_raw = {
+            "rope_parameters": per_type.get("sliding_attention"),
+            "rope_theta": raw.get("rope_local_base_freq"),
+        }
+        fields = {k: v for k, v in raw.items() if k not in ("rope_parameters", "rope_scaling", "rope_theta")}
+        return msgspec.convert(
+            {
+                **fields,
+                "layer_types": layer_types,
+                "rope": _rope_parameters(global_raw, cls.rope_defaults, cls.rope_types),
+                "local_rope": _rope_parameters(local_raw, {"rope_theta": 10000.0}, cls.rope_types),
+            },
+            cls,
+        )
+
+
+GEMMA3_LAYER_TYPES = ("sliding_attention", "full_attention")
 
 
 class VisionConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -285,7 +383,7 @@ def _rope_parameters(raw: dict[str, Any], defaults: Mapping[str, Any], supported
     missing = [name for name in _ROPE_NEEDS[rope_type] if name not in params]
     if missing:
         raise ArchConfigError(f"rope type {rope_type!r} needs {missing[0]!r} in rope_scaling/rope_parameters")
-    partial = float(params.get("partial_rotary_factor", raw.get("partial_rotary_factor", 1.0)))
+    partial = float(params.get("partial_rotary_factor", raw.get("partial_rotary_factor") or 1.0))
     if partial != 1.0:
         raise ArchConfigError(f"partial_rotary_factor {partial} is not supported (only 1.0)")
     top_level = {"rope_theta": raw["rope_theta"]} if raw.get("rope_theta") is not None else {}

@@ -123,7 +123,7 @@ class ModelConfig:
                     f"--context-length {context_length} is outside 1..{max_positions}, the model's positions"
                 )
             natural_length = context_length
-        embedding_dim = top.projection_dim or text.hidden_size
+        embedding_dim = _embedding_dim(top.projection_dim or text.hidden_size, spec, st_info, model_path)
         matryoshka = tuple(sorted(top.matryoshka_dimensions)) if top.matryoshka_dimensions else None
         if matryoshka and (matryoshka[0] < 1 or matryoshka[-1] > embedding_dim):
             raise ModelConfigError(f"matryoshka_dimensions {list(matryoshka)} must lie in 1..{embedding_dim}")
@@ -134,6 +134,12 @@ class ModelConfig:
             raise ModelConfigError(
                 f"{config_file}: a cross-encoder with {num_labels} labels is a classifier; "
                 "only one-label cross-encoders (rerankers) are served"
+            )
+        resolved_dtype = resolve_dtype(dtype, device)
+        if resolved_dtype == "float16" and not spec.float16:
+            raise ModelConfigError(
+                f"{top.architectures[0]} does not run in float16: its activations overflow it (as its model card "
+                "says); use --dtype bfloat16 or float32"
             )
         return cls(
             model_path=str(model_path),
@@ -148,11 +154,27 @@ class ModelConfig:
             embedding_dim=embedding_dim,
             matryoshka_dimensions=matryoshka,
             is_matryoshka=bool(matryoshka) or top.is_matryoshka,
-            dtype=resolve_dtype(dtype, device),
+            dtype=resolved_dtype,
             num_labels=num_labels,
             score_activation="sigmoid" if score_token_ids else _score_activation(top, st_info, config_file),
             score_token_ids=score_token_ids,
         )
+
+
+def _embedding_dim(pooled_dim: int, spec: ModelSpec, st_info: SentenceTransformersInfo, model_path: str) -> int:
+    """The vector's size: the pooled hidden state's, or the last sentence-transformers Dense module's output."""
+    if not st_info.dense:
+        return pooled_dim
+    if spec.default_pooling == "model":
+        raise ModelConfigError(f"{model_path}: Dense modules after a model that pools itself are not implemented")
+    size = pooled_dim
+    for dense in st_info.dense:
+        if dense.in_features != size:
+            raise ModelConfigError(
+                f"{dense.path}: the Dense module takes {dense.in_features} features, but its input has {size}"
+            )
+        size = dense.out_features
+    return size
 
 
 def _score_token_ids(spec: ModelSpec, top: _TopLevel, model_path: str, config_file: Path) -> tuple[int, ...]:

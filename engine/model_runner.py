@@ -18,6 +18,7 @@ from engine.layers.cpu_packed_linear import pack_model_linears
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
 from engine.pooling import pool_hidden_states
+from engine.st_dense import DenseStack
 from engine.weights import LoadedTensor, iterate_weights
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class ModelRunner:
         # Build straight into the serving dtype and device so a large model is never held twice.
         with _default_dtype(_TORCH_DTYPES[config.dtype]), self.device:
             self.model = model_class(config, self.attn)
+            # the folder's sentence-transformers Dense modules, applied to the pooled vectors
+            self.dense = DenseStack(config.st_info.dense) if config.st_info.dense else None
         if weights is None:  # with several ranks, each reads only its slices from disk
             weights = iterate_weights(config.model_path, progress=True, sliced=tp_size > 1)
         self.model.load_weights(weights)
@@ -84,6 +87,8 @@ class ModelRunner:
         if self.model.pools_itself:  # CLIP, cross-encoders: pooling and projection are part of the model
             return output.float().cpu().numpy()
         pooled = pool_hidden_states(output, batch.cu_seqlens, self.config.pooling)
+        if self.dense is not None:
+            pooled = self.dense(pooled)
         return pooled.cpu().numpy()
 
     def warmup(self) -> None:

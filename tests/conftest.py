@@ -9,6 +9,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tests.support.decoder_models import build_tiny_variant  # noqa: E402
+from tests.support.gemma_models import build_tiny_embeddinggemma  # noqa: E402
 from tests.support.models import make_cls_copy, minilm_path  # noqa: E402
 from tests.support.modernbert_models import build_modernbert_embedder  # noqa: E402
 from tests.support.qwen3_embedding import build_tiny_qwen3_embedding  # noqa: E402
@@ -81,3 +82,9 @@ def smollm2() -> str:
 def tiny_modernbert(tmp_path_factory) -> str:
     """A tiny ModernBertModel saved by sentence-transformers with mean pooling (tests/support/modernbert_models.py)."""
     return build_modernbert_embedder(tmp_path_factory.mktemp("models") / "tiny-modernbert", pooling="mean")
+
+
+@pytest.fixture(scope="session")
+def tiny_embeddinggemma(tmp_path_factory) -> str:
+    """A bidirectional Gemma3TextModel with two Dense modules and EmbeddingGemma's prompts (tests/support/gemma_models.py)."""
+    return build_tiny_embeddinggemma(tmp_path_factory.mktemp("models") / "tiny-embeddinggemma")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,10 +35,20 @@ class DecoderOptions:
     o_bias: bool = False  # Llama/Qwen3: attention_bias; Qwen2: never
     qk_norm: bool = False  # Qwen3: RMSNorm over each head of q and k before rotary
     mlp_bias: bool = False  # Llama: mlp_bias
+    causal: bool = True  # False: every token sees its whole sequence (EmbeddingGemma)
+    norm: Callable[[int, float], nn.Module] = RMSNorm  # Gemma: GemmaRMSNorm
 
 
 class DecoderAttention(nn.Module):
-    def __init__(self, text: DecoderConfig, options: DecoderOptions, attn: AttentionBackend):
+    """`window=(left, right)`: a local layer, where each token sees only that many positions on each side."""
+
+    def __init__(
+        self,
+        text: DecoderConfig,
+        options: DecoderOptions,
+        attn: AttentionBackend,
+        window: tuple[int, int] | None = None,
+    ):
         super().__init__()
         self.head_dim = text.head_dim
         self.qkv_proj = QKVParallelLinear(
@@ -47,11 +58,13 @@ class DecoderAttention(nn.Module):
         self.num_kv_heads = self.qkv_proj.num_kv_heads  # per rank
         self.o_proj = RowParallelLinear(text.num_heads * self.head_dim, text.hidden_size, bias=options.o_bias)
         if options.qk_norm:
-            self.q_norm = RMSNorm(self.head_dim, text.norm_eps)
-            self.k_norm = RMSNorm(self.head_dim, text.norm_eps)
+            self.q_norm = options.norm(self.head_dim, text.norm_eps)
+            self.k_norm = options.norm(self.head_dim, text.norm_eps)
         self.qk_norm = options.qk_norm
         self.attn = attn
-        self.scale = self.head_dim**-0.5
+        self.causal = options.causal
+        self.window = window
+        self.scale = text.attention_scale
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         qkv = self.qkv_proj(x).view(-1, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
@@ -59,7 +72,7 @@ class DecoderAttention(nn.Module):
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        out = self.attn.forward(q, k, v, batch, causal=True, scale=self.scale)
+        out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
         return self.o_proj(out)
 
 

@@ -1,4 +1,5 @@
-"""RMSNorm as Llama-family decoders define it: statistics in float32, the weight applied in the model dtype."""
+"""RMSNorm as decoders define it: statistics in float32; Llama's weight applied in the model dtype, Gemma's 1 + weight
+in float32."""
 
 from __future__ import annotations
 
@@ -17,3 +18,12 @@ class RMSNorm(nn.Module):
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(dtype)
+
+
+class GemmaRMSNorm(RMSNorm):
+    """Gemma's checkpoints store the scale less one; the product is taken in float32 before the cast back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (x32 * (1.0 + self.weight.float())).to(x.dtype)

@@ -11,6 +11,7 @@ from engine.arch_config import (
     ClipTextConfig,
     ClipVisionConfig,
     DecoderConfig,
+    Gemma3TextConfig,
     ModernBertConfig,
     Qwen2VLTextConfig,
     Qwen2VLVisionConfig,
@@ -38,6 +39,7 @@ class ModelSpec:
     # how the frontend lays out a scored pair: "pair" (the tokenizer's pair template) | "qwen3_reranker" (the chat
     # prompt of Qwen3-Reranker's model card, scored by the next token's yes/no logits)
     pair_format: str = "pair"
+    float16: bool = True  # False: the family's activations overflow float16, so --dtype float16 is refused
 
 
 _BERT = ModelSpec("engine.models.bert", "BertEmbeddingModel", "cls", True, text_config=BertConfig)
@@ -100,6 +102,15 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         multimodal="clip",
     ),
 }
+
+
+# EmbeddingGemma: a bidirectional Gemma3TextModel, mean-pooled and projected by its Dense modules. Gemma3's activations
+# overflow float16 (its model card says so), so float16 is refused.
+_GEMMA3 = ModelSpec(
+    "engine.models.gemma3", "Gemma3EmbeddingModel", "mean", True, text_config=Gemma3TextConfig, float16=False
+)
+MODEL_SPECS["Gemma3TextModel"] = _GEMMA3
+MODEL_SPECS["Gemma3ForCausalLM"] = _GEMMA3
 
 
 def _decoder(module: str, class_name: str) -> ModelSpec:

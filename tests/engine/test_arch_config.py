@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import pickle
 
+import msgspec
 import pytest
 
 from engine.arch_config import (
+    ArchConfigError,
     BertConfig,
     ClipVisionConfig,
     DecoderConfig,
+    Gemma3TextConfig,
     ModernBertConfig,
     Qwen2VLTextConfig,
     Qwen2VLVisionConfig,
@@ -202,3 +205,52 @@ def test_half_is_refused_with_its_replacement_named():
     assert resolve_dtype("float16", "cpu") == "float16"
     with pytest.raises(ModelConfigError, match="for SGLang's `half`, say float16"):
         resolve_dtype("half", "cuda")
+
+
+# EmbeddingGemma's config.json as the hub spells it (transformers 4.57): top-level thetas, explicit layer types
+_EMBEDDINGGEMMA_HUB = {
+    "architectures": ["Gemma3TextModel"], "hidden_size": 768, "intermediate_size": 1152, "num_hidden_layers": 6,
+    "num_attention_heads": 3, "num_key_value_heads": 1, "head_dim": 256, "query_pre_attn_scalar": 256,
+    "vocab_size": 262144, "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "sliding_window": 512,
+    "hidden_activation": "gelu_pytorch_tanh", "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+    "rope_scaling": None, "attn_logit_softcapping": None, "final_logit_softcapping": None,
+    "use_bidirectional_attention": True, "_sliding_window_pattern": 6,
+    "layer_types": ["sliding_attention"] * 5 + ["full_attention"],
+}  # fmt: skip
+
+
+def test_gemma3_reads_the_same_in_hub_and_transformers_5_spelling():
+    from transformers import Gemma3TextConfig as Reference
+
+    hub = Gemma3TextConfig.from_hf(_EMBEDDINGGEMMA_HUB)
+    v5 = Gemma3TextConfig.from_hf(Reference(**_EMBEDDINGGEMMA_HUB).to_dict())
+    assert hub == v5
+    assert (hub.rope.theta, hub.local_rope.theta) == (1000000.0, 10000.0)
+    assert (hub.head_dim, hub.num_kv_heads, hub.attention_scale) == (256, 1, 256**-0.5)
+    # transformers masks |query - key| < 512 // 2 + 1 in a bidirectional local layer; the context is not capped
+    assert hub.local_window == (256, 256) and hub.attention_window is None
+    causal = Gemma3TextConfig.from_hf({**_EMBEDDINGGEMMA_HUB, "use_bidirectional_attention": False})
+    assert causal.local_window == (511, 0)
+
+
+def test_gemma3_layer_types_follow_the_pattern_when_absent():
+    raw = {k: v for k, v in _EMBEDDINGGEMMA_HUB.items() if k != "layer_types"}
+    assert Gemma3TextConfig.from_hf({**raw, "sliding_window_pattern": 3}).layer_types == (
+        "sliding_attention", "sliding_attention", "full_attention") * 2  # fmt: skip
+    scaled = Gemma3TextConfig.from_hf({**raw, "rope_scaling": {"rope_type": "linear", "factor": 8.0}})
+    assert (scaled.rope.factor, scaled.local_rope.factor) == (8.0, 1.0)  # the global layers' rotary only
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"attn_logit_softcapping": 50.0}, "attn_logit_softcapping 50.0 is not implemented"),
+        ({"layer_types": ["sliding_attention"] * 5 + ["chunked_attention"]}, "layer_types must give one of"),
+        ({"layer_types": ["full_attention"]}, "each of the 6 layers"),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope type 'yarn' is not implemented"),
+    ],
+)
+def test_gemma3_values_the_engine_does_not_implement_are_refused(changes, message):
+    # __post_init__'s refusals reach ModelConfig.load as msgspec's ValidationError, which it reports the same way
+    with pytest.raises((ArchConfigError, msgspec.ValidationError), match=message):
+        Gemma3TextConfig.from_hf({**_EMBEDDINGGEMMA_HUB, **changes})

@@ -104,13 +104,13 @@ def test_a_module_the_engine_does_not_implement_is_refused_by_name(tmp_path):
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+        {"idx": 2, "name": "2", "path": "2_LayerNorm", "type": "sentence_transformers.models.LayerNorm"},
         {"idx": 3, "name": "3", "path": "3_Normalize", "type": "sentence_transformers.models.Normalize"},
     ]
     (tmp_path / "modules.json").write_text(json.dumps(modules))
     (tmp_path / "1_Pooling").mkdir()
     (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
-    with pytest.raises(ModelConfigError, match=r"'sentence_transformers\.models\.Dense' \(at '2_Dense'\)"):
+    with pytest.raises(ModelConfigError, match=r"'sentence_transformers\.models\.LayerNorm' \(at '2_LayerNorm'\)"):
         ModelConfig.load(folder)
     # sentence-transformers 6 spells the same modules by their new paths; Dropout does nothing at inference
     modules[2]["type"] = "sentence_transformers.sentence_transformer.modules.dropout.Dropout"

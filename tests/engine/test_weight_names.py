@@ -35,6 +35,10 @@ def _reference_models() -> dict[str, object]:
         "Qwen2ForCausalLM": lambda: t.Qwen2ForCausalLM(t.Qwen2Config(**decoder)),
         "Qwen3ForCausalLM": lambda: t.Qwen3ForCausalLM(t.Qwen3Config(**decoder, head_dim=16)),
         "MistralModel": lambda: t.MistralModel(t.MistralConfig(**decoder)),
+        "Gemma3TextModel": lambda: t.Gemma3TextModel(
+            t.Gemma3TextConfig(**decoder, head_dim=16, use_bidirectional_attention=True, attention_bias=True)
+        ),
+        "Gemma3ForCausalLM": lambda: t.Gemma3ForCausalLM(t.Gemma3TextConfig(**decoder, head_dim=16)),
         "Qwen2VLForConditionalGeneration": lambda: t.Qwen2VLForConditionalGeneration(
             t.Qwen2VLConfig(
                 text_config=dict(decoder, rope_parameters={"rope_type": "default", "mrope_section": [1, 1, 2]}),

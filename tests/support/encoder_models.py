@@ -120,3 +120,22 @@ def build_xlm_roberta_embedder(destination: Path, pooling: str = "mean", seed: i
     config_file = destination / "config.json"
     assert json.loads(config_file.read_text())["architectures"] == ["XLMRobertaModel"]
     return str(destination)
+
+
+def build_minilm_with_dense(destination: Path, seed: int = 5) -> str:
+    """all-MiniLM-L6-v2 with Dense modules before its Normalize: 384 -> 256 with a bias and Tanh (weights saved as
+    pytorch_model.bin), then 256 -> 256 Identity with a residual (model.safetensors)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules.dense import Dense
+    from torch import nn
+
+    minilm = SentenceTransformer(minilm_path(), device="cpu")
+    first = Dense(384, 256, bias=True, activation_function=nn.Tanh())
+    second = Dense(256, 256, bias=False, activation_function=nn.Identity(), use_residual=True)
+    for offset, dense in enumerate((first, second)):
+        randomize_at_trained_scale(dense, seed + offset)
+    SentenceTransformer(modules=[minilm[0], minilm[1], first, second, minilm[2]], device="cpu").save(str(destination))
+    first_folder = destination / "2_Dense"
+    (first_folder / "model.safetensors").unlink()
+    torch.save(first.state_dict(), first_folder / "pytorch_model.bin")
+    return str(destination)
