@@ -75,8 +75,14 @@ def glibc_heap_mb() -> dict[str, float]:
     }
 
 
-def random_batch(rng: np.random.Generator, max_seqs: int, max_len: int, vocab: int) -> list[np.ndarray]:
+def random_batch(
+    rng: np.random.Generator, max_seqs: int, max_len: int, vocab: int, max_tokens: int = 0
+) -> list[np.ndarray]:
+    """1 to max_seqs sequences of 1 to max_len tokens; with max_tokens, only as many as fit that budget."""
     lengths = rng.integers(1, max_len + 1, size=int(rng.integers(1, max_seqs + 1)))
+    if max_tokens:  # as the scheduler forms batches: whole sequences up to the token budget, at least one
+        fitting = np.cumsum(lengths) <= max_tokens
+        lengths = lengths[: max(1, int(fitting.sum()))]
     return [rng.integers(1, vocab, size=int(n), dtype=np.int32) for n in lengths]
 
 
@@ -134,7 +140,7 @@ def run_loop(args: argparse.Namespace) -> dict:
     tokens, forward_s = 0, 0.0
     loop_started = time.perf_counter()
     for index in range(1, args.batches + 1):
-        sequences = random_batch(rng, args.max_seqs, args.max_len, config.vocab_size)
+        sequences = random_batch(rng, args.max_seqs, args.max_len, config.vocab_size, args.max_batch_tokens)
         started = time.perf_counter()
         runner.embed(sequences)  # returns host numpy, so a GPU has finished the batch
         forward_s += time.perf_counter() - started
@@ -159,6 +165,7 @@ def run_loop(args: argparse.Namespace) -> dict:
         "device": str(runner.device),
         "attention_backend": runner.attn.name,
         "packed_linear": not args.no_packed_linear,
+        "max_batch_tokens": args.max_batch_tokens,
         "threads": torch.get_num_threads(),
         "allocator": allocator_in_use(),
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "ONEDNN_", "DNNL_", "LRU_"))},
@@ -195,6 +202,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-packed-linear", action="store_true", help="plain F.linear instead of oneDNN packing")
     parser.add_argument("--max-seqs", type=int, default=64)
     parser.add_argument("--max-len", type=int, default=200)
+    parser.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=0,
+        help="cut each batch at this many tokens, as the scheduler's --max-prefill-tokens does (0: no cut)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--model-path", default=None, help="default: the embedded all-MiniLM-L6-v2")

@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
-from scripts.memory_engine_loop import parse_args
+from scripts.memory_engine_loop import parse_args, random_batch
 
 
 @pytest.mark.parametrize("shape", ["bge-tiny", "qwen3-tiny"])
@@ -37,3 +38,13 @@ def test_cuda_device_without_cuda_is_refused_with_usage_error():
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["--device", "cuda"])
     assert exit_info.value.code == 2
+
+
+def test_a_token_budget_cuts_batches_at_whole_sequences_as_the_scheduler_does():
+    rng = np.random.default_rng(0)
+    batches = [random_batch(rng, 64, 200, 1000, max_tokens=2048) for _ in range(200)]
+    sizes = [sum(len(seq) for seq in batch) for batch in batches]
+    assert all(size <= 2048 or len(batch) == 1 for size, batch in zip(sizes, batches, strict=True))
+    assert max(sizes) > 1900  # the budget is reached, not just respected
+    uncut = [random_batch(np.random.default_rng(0), 64, 200, 1000) for _ in range(50)]
+    assert max(sum(len(seq) for seq in batch) for batch in uncut) > 2048
