@@ -5,13 +5,12 @@ vector does not depend on its batch."""
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.support.compare import assert_close_vectors
+from tests.support.compare import assert_alone_equals_concurrent_batches, assert_close_vectors
 from tests.support.errors import assert_error_envelope
 from tests.support.gemma_models import DENSE_SIZES
 from tests.support.launch import RunningServer
@@ -59,13 +58,7 @@ def test_the_size_is_the_last_dense_modules_and_matryoshka_truncates_after_it(
 
 
 def test_a_text_alone_embeds_as_inside_a_mixed_concurrent_batch(server):
-    texts = mixed_length_batch(24, seed=8)
-    alone = np.concatenate([embed(server, [t]) for t in texts[:6]])
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda i: embed(server, texts[i::4]), range(4)))
-    together = np.array([answers[i % 4][i // 4] for i in range(6)])
-    assert_close_vectors(alone, together)
-    assert np.abs(alone - together).max() < 1e-5
+    assert_alone_equals_concurrent_batches(lambda texts: embed(server, texts), mixed_length_batch(24, seed=8))
 
 
 @pytest.mark.slow  # a second server: `make test-slow`

@@ -3,13 +3,11 @@ window (base64 through the OpenAI client), and a text alone equals the same text
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pytest
 from openai import OpenAI
 
-from tests.support.compare import assert_close_vectors, cosine_per_row
+from tests.support.compare import assert_alone_equals_concurrent_batches, assert_close_vectors
 from tests.support.launch import PRESETS, RunningServer
 from tests.support.modernbert_models import LOCAL_HALF_WINDOW
 from tests.support.texts import mixed_length_batch, varied_texts
@@ -37,9 +35,4 @@ def test_vectors_equal_sentence_transformers_past_the_local_window(client, tiny_
 
 
 def test_a_text_alone_embeds_as_inside_a_mixed_concurrent_batch(client):
-    texts = mixed_length_batch(24, seed=8)
-    alone = np.concatenate([embed(client, [t]) for t in texts[:6]])
-    with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda i: embed(client, texts[i::4]), range(4)))
-    together = np.array([answers[i % 4][i // 4] for i in range(6)])
-    assert cosine_per_row(alone, together).min() >= 0.99999 and np.abs(alone - together).max() < 1e-5
+    assert_alone_equals_concurrent_batches(lambda texts: embed(client, texts), mixed_length_batch(24, seed=8))

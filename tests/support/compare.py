@@ -1,6 +1,9 @@
-"""Per-vector cosine similarity, the measure every parity test asserts on, and the batch-invariance check built on it."""
+"""Per-vector cosine similarity, the measure every parity test asserts on, and the batch-invariance checks built on it."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -29,3 +32,13 @@ def assert_batch_invariant(runner, ids: list[np.ndarray]) -> None:
     # Different token counts change the matmul blocking, so only float32 rounding may differ.
     unit = np.linalg.norm(batched, axis=1, keepdims=True)
     assert np.abs(alone / unit - batched / unit).max() < 2e-5
+
+
+def assert_alone_equals_concurrent_batches(embed_texts: Callable[[list[str]], np.ndarray], texts: list[str]) -> None:
+    """Six texts sent one by one embed as they do inside four concurrent requests that share batches."""
+    alone = np.concatenate([embed_texts([text]) for text in texts[:6]])
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda i: embed_texts(texts[i::4]), range(4)))
+    together = np.array([answers[i % 4][i // 4] for i in range(6)])
+    assert_close_vectors(alone, together)
+    assert np.abs(alone - together).max() < 1e-5
