@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from engine.model_config import ModelConfig  # noqa: E402
 from engine.model_runner import ModelRunner  # noqa: E402
-from processes.allocator import allocator_in_use, release_free_memory, resident_bytes, return_free_heap  # noqa: E402
+from processes.allocator import allocator_in_use, release_free_memory, resident_bytes  # noqa: E402
 from scripts.gpu_check import DRY_SHAPES, SHAPES, build_reference  # noqa: E402
 from server.launch.args import default_model_path  # noqa: E402
 
@@ -146,7 +146,7 @@ def run_loop(args: argparse.Namespace) -> dict:
         forward_s += time.perf_counter() - started
         tokens += sum(len(s) for s in sequences)
         if args.trim_every and index % args.trim_every == 0:
-            return_free_heap()
+            release_free_memory()
         rss = rss_mb()
         if rss > peak_rss:
             peak_rss, peak_batch = rss, index
@@ -220,7 +220,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--attention-backend", default="auto")
     parser.add_argument("--checkpoints", type=int, nargs="*", default=[10, 50, 100, 200, 500, 1000, 1500, 2000])
     parser.add_argument("--plateau-from", type=int, default=500, help="the batch whose RSS the end is compared to")
-    parser.add_argument("--trim-every", type=int, default=0, help="malloc_trim(0) after every N batches (0: never)")
+    parser.add_argument(
+        "--trim-every",
+        type=int,
+        default=0,
+        help="hand free memory back to the OS (jemalloc purge, glibc malloc_trim) after every N batches (0: never)",
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="also report memory Python itself allocated")
     parser.add_argument("--check", action="store_true", help="exit 1 when RSS grew more than --max-growth")
     parser.add_argument("--max-growth", type=float, default=0.10)
