@@ -35,13 +35,14 @@ def pack_weight(weight: torch.Tensor) -> torch.Tensor:
     return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 2048)
 
 
-# oneDNN builds and caches one primitive per matmul shape, and every new token count is a new shape: a server
-# meets hundreds, so either the cache grows large or primitives are rebuilt batch after batch. Rows are padded
-# up to a few sizes instead: exact up to EXACT_ROWS, then 16 steps per power of two (at most 1/16 more rows),
-# so one weight meets at most about 16 shapes per doubling of the batch (docs/reliability.md, "Memory").
+# oneDNN builds and caches one primitive per matmul shape, and every new token count is a new shape, so its
+# cache fills over time. With EMBEDSERVE_PAD_ROWS=1 rows are padded up to a few sizes instead: exact up to
+# EXACT_ROWS, then 16 steps per power of two (at most 1/16 more rows), so one weight meets at most 16 shapes
+# per doubling of the batch. That holds less memory but cost 4-8% of a loaded server's throughput in 3 of 4
+# cells measured, so it is off by default (docs/reliability.md, "Memory"; docs/benchmarks.md).
 EXACT_ROWS = 32
 STEPS_PER_OCTAVE = 16
-PAD_ROWS = os.environ.get("EMBEDSERVE_PAD_ROWS", "1") != "0"  # 0: exact shapes, for A/B measurements
+PAD_ROWS = os.environ.get("EMBEDSERVE_PAD_ROWS", "0") == "1"
 
 
 def padded_rows(rows: int) -> int:

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.layers import cpu_packed_linear
 from engine.layers.activation import activation_by_name
 from engine.layers.cpu_packed_linear import EXACT_ROWS, pack_model_linears, packing_supported, padded_rows
 from engine.layers.linear import ColumnParallelLinear, RowParallelLinear
@@ -35,8 +36,10 @@ def _random_linear(cls, in_features: int, out_features: int, dtype: torch.dtype,
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cls", [ColumnParallelLinear, RowParallelLinear])
-@pytest.mark.parametrize("rows", [1, 9, 300, 1000])  # 300 and 1000 are padded to their buckets
-def test_packed_linear_equals_plain(cls, dtype, rows):
+@pytest.mark.parametrize("rows", [1, 9, 300, 1000])  # 300 and 1000 are padded to their buckets when padding
+@pytest.mark.parametrize("pad_rows", [False, True])
+def test_packed_linear_equals_plain(cls, dtype, rows, pad_rows, monkeypatch):
+    monkeypatch.setattr(cpu_packed_linear, "PAD_ROWS", pad_rows)
     layer = _random_linear(cls, 384, 1536, dtype, seed=rows)
     x = torch.randn(rows, 384).to(dtype)
     expected = F.linear(x.double(), layer.weight.double(), layer.bias.double())
