@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,6 +97,7 @@ def run_embed_command(argv: list[str], engine: Engine | None = None) -> int:
             return _run(engine, spec, options, folder)
         from embedserve.engine import Engine, EngineError
 
+        pad_rows_for_bulk(os.environ)
         try:
             with Engine(**_engine_options(server_args)) as started:
                 return _run(started, spec, options, folder)
@@ -104,6 +107,15 @@ def run_embed_command(argv: list[str], engine: Engine | None = None) -> int:
     except (SourceError, RunError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1 if isinstance(error, RunError) else 2
+
+
+def pad_rows_for_bulk(environ: MutableMapping[str, str]) -> None:
+    """Full batches for hours: padded rows hold the scheduler's memory to a few shapes for a few % of speed.
+
+    A server meets every batch size and pays more for padding than a bulk run does, so it stays off there
+    (docs/benchmarks.md, "Batch"). The children inherit the setting; a user's own value wins.
+    """
+    environ.setdefault("EMBEDSERVE_PAD_ROWS", "1")
 
 
 def _argument_problem(options: argparse.Namespace, spec: SourceSpec) -> str | None:
