@@ -155,8 +155,11 @@ def bf16_linear_peak(model_path: str) -> dict[int, dict]:
     from engine.model_config import ModelConfig
 
     text = ModelConfig.load(model_path).text
+    # A throwaway first round: the first timed size otherwise pays for the CPU and thread pool waking up
+    # (a 2,048-row figure of 419 GFLOP/s where a warm one is 3,210, docs/benchmarks.md).
+    linear_gflops(text.hidden_size, text.intermediate_size, PEAK_ROWS[0], torch.bfloat16, 1.0)
     return {
-        rows: linear_gflops(text.hidden_size, text.intermediate_size, rows, torch.bfloat16, 0.3) for rows in PEAK_ROWS
+        rows: linear_gflops(text.hidden_size, text.intermediate_size, rows, torch.bfloat16, 1.0) for rows in PEAK_ROWS
     }
 
 
