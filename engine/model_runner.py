@@ -14,7 +14,8 @@ from engine.attention import choose_backend_name, create_attention_backend
 from engine.forward_batch import ForwardBatch
 from engine.image_batch import ImageBatch
 from engine.inputs import ImageInput
-from engine.layers.cpu_packed_linear import pack_model_linears
+from engine.layers import cpu_packed_linear
+from engine.layers.cpu_packed_linear import pack_model_linears, row_bucket_batches
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
 from engine.pooling import pool_hidden_states
@@ -62,8 +63,9 @@ class ModelRunner:
             weights = iterate_weights(config.model_path, progress=True, sliced=tp_size > 1)
         self.model.load_weights(weights)
         self.model.eval()
-        if pack_cpu_weights and self.device.type == "cpu":
-            pack_model_linears(self.model)
+        self.packed = pack_cpu_weights and self.device.type == "cpu" and pack_model_linears(self.model) > 0
+        if pack_cpu_weights and self.device.type == "cpu" and not self.packed:
+            logger.info("no linear layer could be packed for oneDNN on this CPU")
         logger.info(
             "loaded %s (%s, %s) in %.1fs", config.architecture, config.dtype, self.attn.name, time.monotonic() - started
         )
@@ -91,6 +93,17 @@ class ModelRunner:
             pooled = self.dense(pooled)
         return pooled.cpu().numpy()
 
-    def warmup(self) -> None:
-        """One small forward so the first request does not pay for lazy initialisation."""
+    def warmup(self, max_batch_tokens: int = 0) -> None:
+        """One small forward so the first request does not pay for lazy initialisation.
+
+        With padded rows (EMBEDSERVE_PAD_ROWS=1), also one forward per row bucket up to `max_batch_tokens`:
+        every oneDNN primitive a batch can need is built now, not under load, and memory starts at its plateau.
+        """
         self.embed([np.arange(1, 9, dtype=np.int32) % self.config.vocab_size])
+        if not (max_batch_tokens and self.packed and cpu_packed_linear.PAD_ROWS):
+            return
+        started = time.monotonic()
+        batches = row_bucket_batches(max_batch_tokens, self.config.context_length)
+        for lengths in batches:
+            self.embed([np.ones(length, dtype=np.int32) for length in lengths])
+        logger.info("built the primitives of %d row buckets in %.1fs", len(batches), time.monotonic() - started)

@@ -43,7 +43,7 @@ def run_scheduler_process(
         device = config.rank_device
         broadcaster = join_tensor_parallel_group(placement, device)
         runner = ModelRunner(config.model, device, config.attention_backend, tp_size=placement.tp_size)
-        runner.warmup()
+        runner.warmup(config.max_prefill_tokens)
         release_free_memory()  # what loading freed, so that it does not count against the plateau
         if placement.tp_rank == 0:  # only rank 0 talks to the other processes
             context = zmq.Context()

@@ -127,7 +127,7 @@ def run_loop(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     rss_start = rss_mb()  # Python, torch and the engine's modules, before the model loads
     config, runner = load_runner(args)
-    runner.warmup()
+    runner.warmup(args.max_batch_tokens)
     release_free_memory()  # as the scheduler does once its model is ready
     if args.tracemalloc:
         tracemalloc.start()

@@ -53,6 +53,24 @@ def padded_rows(rows: int) -> int:
     return -(-rows // step) * step
 
 
+def row_bucket_batches(max_tokens: int, context_length: int) -> list[list[int]]:
+    """Sequence lengths for one warm-up batch per row bucket up to `max_tokens`.
+
+    Each batch holds exactly its bucket's token count; the lengths cycle through 1..context_length across the
+    batches, so attention meets every sequence length too.
+    """
+    buckets = sorted({padded_rows(rows) for rows in range(1, max_tokens + 1)})
+    next_length = 1
+    batches = []
+    for bucket in buckets:
+        lengths: list[int] = []
+        while (remaining := bucket - sum(lengths)) > 0:
+            lengths.append(min(next_length, remaining))
+            next_length = next_length % context_length + 1
+        batches.append(lengths)
+    return batches
+
+
 def packed_linear(
     x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, activation: str | None = None
 ) -> torch.Tensor:

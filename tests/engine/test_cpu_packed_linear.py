@@ -9,7 +9,13 @@ import torch.nn.functional as F
 
 from engine.layers import cpu_packed_linear
 from engine.layers.activation import activation_by_name
-from engine.layers.cpu_packed_linear import EXACT_ROWS, pack_model_linears, packing_supported, padded_rows
+from engine.layers.cpu_packed_linear import (
+    EXACT_ROWS,
+    pack_model_linears,
+    packing_supported,
+    padded_rows,
+    row_bucket_batches,
+)
 from engine.layers.linear import ColumnParallelLinear, RowParallelLinear
 from engine.model_config import ModelConfig
 from engine.model_runner import ModelRunner
@@ -89,3 +95,24 @@ def test_packed_model_equals_unpacked_model(minilm):
     rng = np.random.default_rng(0)
     ids = [rng.integers(1000, 20000, size=n).astype(np.int32) for n in (3, 17, 64, 200)]
     assert cosine_per_row(packed.embed(ids), plain.embed(ids)).min() >= 0.999999
+
+
+def test_warm_up_batches_cover_every_row_bucket_and_sequence_length():
+    batches = row_bucket_batches(2048, context_length=128)
+    assert [sum(lengths) for lengths in batches] == sorted({padded_rows(rows) for rows in range(1, 2049)})
+    assert all(1 <= length <= 128 for lengths in batches for length in lengths)
+    assert {length for lengths in batches for length in lengths} == set(range(1, 129))
+
+
+@pytest.mark.parametrize("pad_rows", [False, True])
+def test_warm_up_builds_the_row_buckets_only_with_padded_rows(pad_rows, monkeypatch, minilm):
+    monkeypatch.setattr(cpu_packed_linear, "PAD_ROWS", pad_rows)
+    runner = ModelRunner(ModelConfig.load(minilm), "cpu")
+    batches: list[list[int]] = []
+    embed = runner.embed
+    monkeypatch.setattr(
+        runner, "embed", lambda sequences: batches.append([len(s) for s in sequences]) or embed(sequences)
+    )
+    runner.warmup(max_batch_tokens=100)
+    expected_buckets = sorted({padded_rows(rows) for rows in range(1, 101)}) if pad_rows else []
+    assert [sum(lengths) for lengths in batches[1:]] == expected_buckets
