@@ -96,11 +96,12 @@ class ModelRunner:
     def warmup(self, max_batch_tokens: int = 0) -> None:
         """One small forward so the first request does not pay for lazy initialisation.
 
-        With padded rows (EMBEDSERVE_PAD_ROWS=1), also one forward per row bucket up to `max_batch_tokens`:
-        every oneDNN primitive a batch can need is built now, not under load, and memory starts at its plateau.
+        With padded rows (bfloat16, or EMBEDSERVE_PAD_ROWS=1), also one forward per row bucket up to
+        `max_batch_tokens`: every oneDNN primitive a batch can need is built now, not under load, and memory
+        starts at its plateau.
         """
         self.embed([np.arange(1, 9, dtype=np.int32) % self.config.vocab_size])
-        if not (max_batch_tokens and self.packed and cpu_packed_linear.PAD_ROWS):
+        if not (max_batch_tokens and self.packed and cpu_packed_linear.pads_rows(_TORCH_DTYPES[self.config.dtype])):
             return
         started = time.monotonic()
         batches = row_bucket_batches(max_batch_tokens, self.config.context_length)

@@ -35,14 +35,20 @@ def pack_weight(weight: torch.Tensor) -> torch.Tensor:
     return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 2048)
 
 
-# oneDNN builds and caches one primitive per matmul shape, and every new token count is a new shape, so its
-# cache fills over time. With EMBEDSERVE_PAD_ROWS=1 rows are padded up to a few sizes instead: exact up to
-# EXACT_ROWS, then 16 steps per power of two (at most 1/16 more rows), so one weight meets at most 16 shapes
-# per doubling of the batch. That holds less memory but cost 4-8% of a loaded server's throughput in 3 of 4
-# cells measured, so it is off by default (docs/reliability.md, "Memory"; docs/benchmarks.md).
+# oneDNN builds and caches one primitive per matmul shape, and every new token count is a new shape: under
+# load it keeps building primitives and its cache keeps growing. Padded rows bound the shapes instead: exact up
+# to EXACT_ROWS, then 16 steps per power of two (at most 1/16 more rows), which the scheduler's warm-up builds
+# once (ModelRunner.warmup). In bfloat16 that is faster and flat; in float32, where building is cheap, the
+# padded rows cost more than they save, so float32 keeps exact rows unless EMBEDSERVE_PAD_ROWS=1 asks
+# (0: never pad). docs/benchmarks.md, "Memory work: padded rows"; docs/reliability.md, "Memory".
 EXACT_ROWS = 32
 STEPS_PER_OCTAVE = 16
-PAD_ROWS = os.environ.get("EMBEDSERVE_PAD_ROWS", "0") == "1"
+PAD_ROWS: bool | None = {"1": True, "0": False}.get(os.environ.get("EMBEDSERVE_PAD_ROWS", ""))
+
+
+def pads_rows(dtype: torch.dtype) -> bool:
+    """Whether packed linears of this dtype pad their rows: the environment's choice, else bfloat16 only."""
+    return PAD_ROWS if PAD_ROWS is not None else dtype == torch.bfloat16
 
 
 def padded_rows(rows: int) -> int:
@@ -76,7 +82,7 @@ def packed_linear(
 ) -> torch.Tensor:
     attr, algorithm = FUSABLE_ACTIVATIONS[activation] if activation else ("none", "")
     rows = x.shape[0]
-    bucket = padded_rows(rows) if PAD_ROWS and x.dim() == 2 else rows
+    bucket = padded_rows(rows) if x.dim() == 2 and pads_rows(x.dtype) else rows
     if bucket == rows:
         return torch.ops.mkldnn._linear_pointwise(x, packed, bias, attr, [], algorithm)
     # Rows are independent in a matmul: the zero rows added change nothing in the real ones and are cut off.
