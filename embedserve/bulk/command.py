@@ -110,10 +110,11 @@ def run_embed_command(argv: list[str], engine: Engine | None = None) -> int:
 
 
 def pad_rows_for_bulk(environ: MutableMapping[str, str]) -> None:
-    """Full batches for hours: padded rows hold the scheduler's memory to a few shapes for a few % of speed.
+    """Pad every batch's rows, float32 too: with its primitives built at startup the scheduler stays flat for hours.
 
-    A server meets every batch size and pays more for padding than a bulk run does, so it stays off there
-    (docs/benchmarks.md, "Batch"). The children inherit the setting; a user's own value wins.
+    The server pads in bfloat16 only, where padding is also faster; in float32 it costs a few % of speed, which
+    a bulk run trades for a flat footprint (docs/benchmarks.md, "Batch"). The children inherit the setting; a
+    user's own value wins.
     """
     environ.setdefault("EMBEDSERVE_PAD_ROWS", "1")
 
