@@ -15,11 +15,12 @@ from engine.forward_batch import ForwardBatch
 from engine.image_batch import ImageBatch
 from engine.inputs import ImageInput
 from engine.layers import cpu_packed_linear
-from engine.layers.cpu_packed_linear import pack_model_linears, row_bucket_batches
+from engine.layers.cpu_packed_linear import pack_model_linears, padding_sequence_lengths, row_bucket_batches
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
 from engine.pooling import pool_hidden_states
 from engine.st_dense import DenseStack
+from engine.warmup_layers import one_layer_of_each_kind
 from engine.weights import LoadedTensor, iterate_weights
 
 logger = logging.getLogger(__name__)
@@ -81,30 +82,44 @@ class ModelRunner:
 
         dim is the vector size (unnormalized) for an embedder, the number of labels (raw logits) for a cross-encoder.
         """
+        num_sequences = len(sequences)
+        if self._pads_rows():
+            # Extra sequences of token 0 bring the batch to its row bucket: attention keeps them apart from the
+            # real ones, and their rows are dropped after pooling.
+            extra = padding_sequence_lengths(sum(len(s) for s in sequences), self.config.context_length)
+            sequences = [*sequences, *(np.zeros(length, dtype=np.int32) for length in extra)]
+            if images is not None:
+                images = [*images, *([None] * len(extra))]
+            if token_types is not None:
+                token_types = [*token_types, *(np.zeros(length, dtype=np.int32) for length in extra)]
         batch = ForwardBatch.from_sequences(sequences, self.device, self.config.text.position_offset, token_types)
         if images is not None:
             batch.images = ImageBatch.from_inputs(images, sequences, self.device, _TORCH_DTYPES[self.config.dtype])
         self.attn.prepare(batch)
         output = self.model(batch)
         if self.model.pools_itself:  # CLIP, cross-encoders: pooling and projection are part of the model
-            return output.float().cpu().numpy()
-        pooled = pool_hidden_states(output, batch.cu_seqlens, self.config.pooling)
+            return output[:num_sequences].float().cpu().numpy()
+        pooled = pool_hidden_states(output, batch.cu_seqlens, self.config.pooling)[:num_sequences]
         if self.dense is not None:
             pooled = self.dense(pooled)
         return pooled.cpu().numpy()
 
+    def _pads_rows(self) -> bool:
+        return self.packed and cpu_packed_linear.pads_rows(_TORCH_DTYPES[self.config.dtype])
+
     def warmup(self, max_batch_tokens: int = 0) -> None:
         """One small forward so the first request does not pay for lazy initialisation.
 
-        With padded rows (bfloat16, or EMBEDSERVE_PAD_ROWS=1), also one forward per row bucket up to
+        With padded rows (packed CPU weights, unless EMBEDSERVE_PAD_ROWS=0), also one forward per row bucket up to
         `max_batch_tokens`: every oneDNN primitive a batch can need is built now, not under load, and memory
         starts at its plateau.
         """
         self.embed([np.arange(1, 9, dtype=np.int32) % self.config.vocab_size])
-        if not (max_batch_tokens and self.packed and cpu_packed_linear.pads_rows(_TORCH_DTYPES[self.config.dtype])):
+        if not (max_batch_tokens and self._pads_rows()):
             return
         started = time.monotonic()
         batches = row_bucket_batches(max_batch_tokens, self.config.context_length)
-        for lengths in batches:
-            self.embed([np.ones(length, dtype=np.int32) for length in lengths])
+        with one_layer_of_each_kind(self.model):
+            for lengths in batches:
+                self.embed([np.ones(length, dtype=np.int32) for length in lengths])
         logger.info("built the primitives of %d row buckets in %.1fs", len(batches), time.monotonic() - started)

@@ -38,17 +38,21 @@ def pack_weight(weight: torch.Tensor) -> torch.Tensor:
 # oneDNN builds and caches one primitive per matmul shape, and every new token count is a new shape: under
 # load it keeps building primitives and its cache keeps growing. Padded rows bound the shapes instead: exact up
 # to EXACT_ROWS, then 16 steps per power of two (at most 1/16 more rows), which the scheduler's warm-up builds
-# once (ModelRunner.warmup). In bfloat16 that is faster and flat; in float32, where building is cheap, the
-# padded rows cost more than they save, so float32 keeps exact rows unless EMBEDSERVE_PAD_ROWS=1 asks
-# (0: never pad). docs/benchmarks.md, "Memory work: padded rows"; docs/reliability.md, "Memory".
+# once (ModelRunner.warmup). The model runner pads a whole batch once, with extra sequences
+# (padding_sequence_lengths), so every layer sees a bucket's rows without a copy; a packed linear still pads
+# what reaches it unpadded (a vision tower's patches). EMBEDSERVE_PAD_ROWS=0 turns padding off, 1 on; unset,
+# it is on in both dtypes. docs/benchmarks.md, "Memory work: padded rows"; docs/reliability.md, "Memory".
 EXACT_ROWS = 32
 STEPS_PER_OCTAVE = 16
 PAD_ROWS: bool | None = {"1": True, "0": False}.get(os.environ.get("EMBEDSERVE_PAD_ROWS", ""))
+# Longest padding sequence: short enough that its attention costs next to nothing, long enough that one or two
+# cover the padding of any batch the scheduler forms.
+PADDING_SEQUENCE_TOKENS = 128
 
 
 def pads_rows(dtype: torch.dtype) -> bool:
-    """Whether packed linears of this dtype pad their rows: the environment's choice, else bfloat16 only."""
-    return PAD_ROWS if PAD_ROWS is not None else dtype == torch.bfloat16
+    """Whether packed linears of this dtype pad their rows: the environment's choice, else always."""
+    return PAD_ROWS if PAD_ROWS is not None else dtype in (torch.float32, torch.bfloat16)
 
 
 def padded_rows(rows: int) -> int:
@@ -57,6 +61,13 @@ def padded_rows(rows: int) -> int:
         return rows
     step = (1 << ((rows - 1).bit_length() - 1)) // STEPS_PER_OCTAVE
     return -(-rows // step) * step
+
+
+def padding_sequence_lengths(num_tokens: int, context_length: int) -> list[int]:
+    """Lengths of the extra sequences that bring a batch of `num_tokens` to its bucket (none when exact)."""
+    missing = padded_rows(num_tokens) - num_tokens
+    longest = min(PADDING_SEQUENCE_TOKENS, context_length)
+    return [longest] * (missing // longest) + ([missing % longest] if missing % longest else [])
 
 
 def row_bucket_batches(max_tokens: int, context_length: int) -> list[list[int]]:

@@ -27,13 +27,17 @@ class ModernBertLayer(nn.Module):
         super().__init__()
         # the embeddings end in a norm already, so transformers gives layer 0 no attention norm
         self.attn_norm: nn.Module = nn.Identity() if first else _layer_norm(text)
+        self.layer_type = layer_type
         window = text.local_window if layer_type == LOCAL else None
         self.attn = EncoderAttention(text.hidden_size, text.num_heads, attn, bias=text.attention_bias, window=window)
         self.mlp_norm = _layer_norm(text)
         self.mlp = GatedMLP(text, DecoderOptions(mlp_bias=text.mlp_bias))
 
-    def forward(self, x: torch.Tensor, batch: ForwardBatch, rotary: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), batch, rotary)
+    def forward(
+        self, x: torch.Tensor, batch: ForwardBatch, rotaries: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        """`rotaries`: (cos, sin) per layer type; this layer rotates by its own type's."""
+        x = x + self.attn(self.attn_norm(x), batch, rotaries[self.layer_type])
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -65,7 +69,6 @@ class ModernBertEmbeddingModel(EmbeddingModel):
             ModernBertLayer(text, layer_type, i == 0, attn) for i, layer_type in enumerate(text.layer_types)
         )
         self.final_norm = _layer_norm(text)
-        self.layer_types = text.layer_types
         # global and local layers rotate by the same positions at different speeds; neither holds weights
         self.global_rotary = RotaryEmbedding(text.head_dim, text.global_rope)
         self.local_rotary = RotaryEmbedding(text.head_dim, text.local_rope)
@@ -77,8 +80,8 @@ class ModernBertEmbeddingModel(EmbeddingModel):
             GLOBAL: self.global_rotary.cos_sin(batch.positions, x.dtype),
             LOCAL: self.local_rotary.cos_sin(batch.positions, x.dtype),
         }
-        for layer, layer_type in zip(self.layers, self.layer_types, strict=True):
-            x = layer(x, batch, rotary[layer_type])
+        for layer in self.layers:
+            x = layer(x, batch, rotary)
         return self.final_norm(x)
 
 

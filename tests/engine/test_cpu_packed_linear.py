@@ -116,12 +116,3 @@ def test_warm_up_builds_the_row_buckets_only_with_padded_rows(pad_rows, monkeypa
     runner.warmup(max_batch_tokens=100)
     expected_buckets = sorted({padded_rows(rows) for rows in range(1, 101)}) if pad_rows else []
     assert [sum(lengths) for lengths in batches[1:]] == expected_buckets
-
-
-@pytest.mark.parametrize(
-    ("choice", "pads_float32", "pads_bfloat16"), [(None, False, True), (True, True, True), (False, False, False)]
-)
-def test_rows_are_padded_in_bfloat16_unless_the_environment_chose(choice, pads_float32, pads_bfloat16, monkeypatch):
-    monkeypatch.setattr(cpu_packed_linear, "PAD_ROWS", choice)
-    assert cpu_packed_linear.pads_rows(torch.float32) is pads_float32
-    assert cpu_packed_linear.pads_rows(torch.bfloat16) is pads_bfloat16
