@@ -1,4 +1,4 @@
-"""CPU attention: torch's scaled_dot_product_attention run on each sequence of the packed batch."""
+"""CPU attention: torch's scaled_dot_product_attention over the packed batch, one call per length group."""
 
 from __future__ import annotations
 
@@ -6,23 +6,17 @@ import torch
 import torch.nn.functional as F
 
 from engine.attention.base import AttentionBackend
+from engine.attention.length_groups import attend_in_groups, group_by_length
+from engine.attention.masks import band_mask
 from engine.forward_batch import ForwardBatch
 
 
-def band_mask(length: int, window: tuple[int, int], device: torch.device) -> torch.Tensor:
-    """(length, length) bool: True where query i may see key j, i.e. i - left <= j <= i + right."""
-    left, right = window
-    positions = torch.arange(length, device=device)
-    offset = positions.unsqueeze(0) - positions.unsqueeze(1)  # j - i
-    return (offset >= -left) & (offset <= right)
-
-
 class TorchNativeBackend(AttentionBackend):
-    # One SDPA call per sequence: no padding FLOPs, and a sequence's result cannot depend on its neighbours.
+    # One SDPA call per group of sequences padded to the same length (engine/attention/length_groups.py).
     name = "torch_native"
 
     def prepare(self, batch: ForwardBatch) -> None:
-        batch.attn_metadata = sequence_bounds(batch.seq_lens)
+        batch.attn_metadata = group_by_length(batch.seq_lens, batch.input_ids.device)
 
     def forward(
         self,
@@ -34,7 +28,7 @@ class TorchNativeBackend(AttentionBackend):
         scale: float,
         window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        return attend_per_sequence(q, k, v, batch.attn_metadata, causal, scale, window)
+        return attend_in_groups(q, k, v, batch.attn_metadata, causal, scale, window)
 
 
 def sequence_bounds(seq_lens: list[int]) -> list[tuple[int, int]]:
@@ -56,7 +50,7 @@ def attend_per_sequence(
     scale: float,
     window: tuple[int, int] | None,
 ) -> torch.Tensor:
-    """SDPA on each packed sequence in turn; see AttentionBackend.forward for the shapes."""
+    """SDPA on each packed sequence in turn (FlashInfer's path for local layers, and the tests' reference)."""
     num_tokens, num_heads, head_dim = q.shape
     gqa = k.shape[1] != num_heads
     if window is not None and causal:

@@ -75,7 +75,10 @@ def test_bfloat16_stays_close_and_float16_is_refused(tiny_embeddinggemma, st_mod
     bf16 = ModelRunner(ModelConfig.load(tiny_embeddinggemma, dtype="bfloat16"))
     assert {p.dtype for p in bf16.dense.parameters()} == {torch.bfloat16}
     cos = cosine_per_row(_embed(bf16, model.tokenizer, TEXTS), model.encode(TEXTS))
-    assert cos.min() >= 0.999 and cos.min() < 0.999999, cos.min()  # close, and really computed in bfloat16
+    # Close, and really computed in bfloat16. On this tiny random model bfloat16's rounding alone moves the
+    # lowest text's cosine between 0.9988 and 0.9990 with the kernels' summation order (length-grouped or
+    # per-sequence attention: the same error against a float64 reference), so the bound sits at 0.998.
+    assert cos.min() >= 0.998 and cos.min() < 0.999999, cos.min()
     with pytest.raises(ModelConfigError, match="does not run in float16"):
         ModelConfig.load(tiny_embeddinggemma, dtype="float16")
 

@@ -1,0 +1,13 @@
+"""Attention masks the CPU paths share: the band a local layer's tokens see."""
+
+from __future__ import annotations
+
+import torch
+
+
+def band_mask(length: int, window: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """(length, length) bool: True where query i may see key j, i.e. i - left <= j <= i + right."""
+    left, right = window
+    positions = torch.arange(length, device=device)
+    offset = positions.unsqueeze(0) - positions.unsqueeze(1)  # j - i
+    return (offset >= -left) & (offset <= right)
