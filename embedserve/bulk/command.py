@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 import time
-from collections.abc import MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,7 +95,6 @@ def run_embed_command(argv: list[str], engine: Engine | None = None) -> int:
             return _run(engine, spec, options, folder)
         from embedserve.engine import Engine, EngineError
 
-        pad_rows_for_bulk(os.environ)
         try:
             with Engine(**_engine_options(server_args)) as started:
                 return _run(started, spec, options, folder)
@@ -107,16 +104,6 @@ def run_embed_command(argv: list[str], engine: Engine | None = None) -> int:
     except (SourceError, RunError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1 if isinstance(error, RunError) else 2
-
-
-def pad_rows_for_bulk(environ: MutableMapping[str, str]) -> None:
-    """Pad every batch's rows, float32 too: with its primitives built at startup the scheduler stays flat for hours.
-
-    The server pads in bfloat16 only, where padding is also faster; in float32 it costs a few % of speed, which
-    a bulk run trades for a flat footprint (docs/benchmarks.md, "Batch"). The children inherit the setting; a
-    user's own value wins.
-    """
-    environ.setdefault("EMBEDSERVE_PAD_ROWS", "1")
 
 
 def _argument_problem(options: argparse.Namespace, spec: SourceSpec) -> str | None:

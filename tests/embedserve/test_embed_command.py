@@ -182,14 +182,3 @@ print("heavy:", sorted(name for name in ("torch", "transformers", "fastapi") if 
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert "--text-field" in result.stdout and "--port 0 is not a valid port" in result.stderr
     assert result.stdout.strip().splitlines()[-3:] == ["exit 0", "exit 2", "heavy: []"]
-
-
-def test_the_bulk_command_pads_rows_unless_the_user_chose():
-    from embedserve.bulk.command import pad_rows_for_bulk
-
-    environ: dict[str, str] = {}
-    pad_rows_for_bulk(environ)
-    assert environ == {"EMBEDSERVE_PAD_ROWS": "1"}
-    chosen = {"EMBEDSERVE_PAD_ROWS": "0"}
-    pad_rows_for_bulk(chosen)
-    assert chosen == {"EMBEDSERVE_PAD_ROWS": "0"}
