@@ -1,6 +1,7 @@
 """Soak test: many concurrent requests of mixed sizes with random client aborts against a real loopback server.
 
-Every answer is checked against sentence-transformers' vector for the same text. Reports lost
+Every answer is checked against sentence-transformers' float32 vector for the same text (cosine >= 0.99999,
+or 0.999 for a server run with --dtype bfloat16). Reports lost
 (no answer), wrong (a vector off the reference) and failed (an error status) counts, 429s retried,
 and every process's resident memory over time (a timeline, and the scheduler's growth after a warm-up).
 Exits 1 when anything was lost, wrong or failed, or the scheduler grew more than --max-scheduler-growth.
@@ -32,7 +33,8 @@ from tests.support.launch import RunningServer  # noqa: E402
 from tests.support.models import minilm_path  # noqa: E402
 from tests.support.texts import varied_texts  # noqa: E402
 
-MIN_COSINE = 0.99999
+MIN_COSINE = 0.99999  # the project's bound in float32
+MIN_COSINE_BFLOAT16 = 0.999  # bfloat16's bound against the float32 reference (docs/benchmarks.md)
 REQUEST_SIZES = (1, 1, 2, 3, 4, 8, 16)
 
 
@@ -99,15 +101,39 @@ def _vectors(payload: dict) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-def _is_right(payload: dict, reference: np.ndarray) -> bool:
+def min_cosine_for(server_args: list[str]) -> float:
+    """The bound an answer must meet: the float32 one unless the server runs in bfloat16."""
+    dtype = next((server_args[i + 1] for i, arg in enumerate(server_args[:-1]) if arg == "--dtype"), None)
+    for arg in server_args:
+        dtype = arg.split("=", 1)[1] if arg.startswith("--dtype=") else dtype
+    return MIN_COSINE_BFLOAT16 if dtype == "bfloat16" else MIN_COSINE
+
+
+def _cosine(payload: dict, reference: np.ndarray) -> float:
+    """The lowest cosine of the answer's vectors to the reference; -1 when the shapes differ."""
     got = _vectors(payload)
     if got.shape != reference.shape:
-        return False
+        return -1.0
     cosine = (got * reference).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1))
-    return bool(cosine.min() >= MIN_COSINE)
+    return float(cosine.min())
 
 
-async def _one_request(client, url, body, reference, abort_after, outcomes: Counter, failures: list) -> None:
+class AnswerCheck:
+    """The cosine bound every answer must meet, and the lowest cosine any answer had."""
+
+    def __init__(self, bound: float):
+        self.bound = bound
+        self.lowest: float | None = None
+
+    def is_right(self, payload: dict, reference: np.ndarray) -> bool:
+        cosine = _cosine(payload, reference)
+        self.lowest = cosine if self.lowest is None else min(self.lowest, cosine)
+        return cosine >= self.bound
+
+
+async def _one_request(
+    client, url, body, reference, abort_after, outcomes: Counter, failures: list, check: AnswerCheck
+) -> None:
     while True:
         try:
             if abort_after is not None:
@@ -128,14 +154,14 @@ async def _one_request(client, url, body, reference, abort_after, outcomes: Coun
         if response.status_code != 200:
             outcomes["failed"] += 1
             failures.append(f"{response.status_code}: {response.text[:200]}")
-        elif _is_right(response.json(), reference):
-            outcomes["ok"] += 1
         else:
-            outcomes["wrong"] += 1
+            outcomes["ok" if check.is_right(response.json(), reference) else "wrong"] += 1
         return
 
 
-async def _drive(base_url: str, reference: np.ndarray, texts: list[str], args, outcomes: Counter) -> list[str]:
+async def _drive(
+    base_url: str, reference: np.ndarray, texts: list[str], args, outcomes: Counter, check: AnswerCheck
+) -> list[str]:
     rng = random.Random(args.seed)
     failures: list[str] = []
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
@@ -148,7 +174,7 @@ async def _drive(base_url: str, reference: np.ndarray, texts: list[str], args, o
             abort_after = rng.uniform(0.005, 0.3) if rng.random() < args.abort_fraction else None
             async with gate:
                 await _one_request(
-                    client, f"{base_url}/v1/embeddings", body, reference[picks], abort_after, outcomes, failures
+                    client, f"{base_url}/v1/embeddings", body, reference[picks], abort_after, outcomes, failures, check
                 )
 
         await asyncio.gather(*(bounded(i) for i in range(args.requests)))
@@ -175,11 +201,14 @@ def run_soak(args: argparse.Namespace) -> dict:
     reference = SentenceTransformer(model_path, device="cpu").encode(texts, normalize_embeddings=True)
     server = RunningServer(["--model-path", model_path, "--allow-auto-truncate", *args.server_arg])
     outcomes: Counter = Counter()
+    check = AnswerCheck(min_cosine_for(args.server_arg))
     warmup = min(args.warmup_requests, args.requests)
     try:
         with MemorySampler(server, outcomes, args.sample_every, warmup) as memory:
             started = time.monotonic()
-            failures = asyncio.run(_drive(server.base_url, np.asarray(reference, np.float64), texts, args, outcomes))
+            failures = asyncio.run(
+                _drive(server.base_url, np.asarray(reference, np.float64), texts, args, outcomes, check)
+            )
             duration = time.monotonic() - started
             stats = _wait_settled(server)
         healthy = httpx.get(f"{server.base_url}/health").status_code == 200
@@ -191,6 +220,8 @@ def run_soak(args: argparse.Namespace) -> dict:
         "abort_fraction": args.abort_fraction,
         **{key: outcomes[key] for key in ("ok", "aborted", "lost", "wrong", "failed", "rejected_429_retried")},
         "first_failures": failures[:5],
+        "min_cosine_bound": check.bound,
+        "lowest_cosine": check.lowest,
         "duration_s": round(duration, 1),
         "requests_per_s": round(args.requests / duration, 1),
         "memory_mb_start": _roles(memory.timeline[0]),
