@@ -45,7 +45,9 @@ class RunningServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"embedserve-test-{self.port}.log"
         self._log = self.log_path.open("wb")
-        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO_ROOT), **(env or {}))
+        # Row buckets are not built at startup in tests: seconds per server, and nothing a test checks through one.
+        defaults = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT), "EMBEDSERVE_WARMUP_ROW_BUCKETS": "0"}
+        env = {**os.environ, **defaults, **(env or {})}
         command = command or [sys.executable, "-m", "server.launch_server"]
         cmd = [*command, "--host", "127.0.0.1", "--port", str(self.port), *args]
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
