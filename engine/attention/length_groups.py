@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.attention.masks import band_mask
+from engine.attention.masks import band_mask, band_window
 
 # torch's CPU flash attention runs whole blocks fast and a ragged last block slowly: each sequence is padded
 # to a multiple of this (its extra keys masked), and sequences of the same padded length share one call
@@ -71,8 +71,7 @@ def attend_in_groups(
     """One SDPA call per length group; see AttentionBackend.forward for the shapes."""
     num_tokens, num_heads, head_dim = q.shape
     gqa = k.shape[1] != num_heads
-    if window is not None and causal:
-        window = (window[0], 0)  # a causal band: (left, 0) keeps it causal
+    window = band_window(window, causal)
     outputs = []
     for group in grouped.groups:
         qg, kg, vg = (_padded(t, group) for t in (q, k, v))

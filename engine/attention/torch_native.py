@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from engine.attention.base import AttentionBackend
 from engine.attention.length_groups import attend_in_groups, group_by_length
-from engine.attention.masks import band_mask
+from engine.attention.masks import band_mask, band_window
 from engine.forward_batch import ForwardBatch
 
 
@@ -53,8 +53,7 @@ def attend_per_sequence(
     """SDPA on each packed sequence in turn (FlashInfer's path for local layers, and the tests' reference)."""
     num_tokens, num_heads, head_dim = q.shape
     gqa = k.shape[1] != num_heads
-    if window is not None and causal:
-        window = (window[0], 0)
+    window = band_window(window, causal)
     out = torch.empty((num_tokens, num_heads, head_dim), dtype=q.dtype, device=q.device)
     for start, end in bounds:
         # (L, H, D) -> (1, H, L, D)
