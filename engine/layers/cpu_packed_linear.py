@@ -16,7 +16,11 @@ FUSABLE_ACTIVATIONS = {
     "gelu_new": ("gelu", "tanh"),
     "gelu_pytorch_tanh": ("gelu", "tanh"),
     "relu": ("relu", ""),
+    "silu": ("swish", ""),
+    "swish": ("swish", ""),
 }
+# Element-wise ops with a second tensor that oneDNN can apply to the matmul's output in the same pass.
+FUSABLE_BINARY_OPS = ("add", "mul")
 
 
 def packing_supported(weight: torch.Tensor) -> bool:
@@ -100,6 +104,15 @@ def packed_linear(
     padded = x.new_zeros((bucket, x.shape[1]))
     padded[:rows] = x
     return torch.ops.mkldnn._linear_pointwise(padded, packed, bias, attr, [], algorithm)[:rows]
+
+
+def packed_linear_then(
+    x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, op: str, other: torch.Tensor
+) -> torch.Tensor | None:
+    """(x W^T + bias) `op` other in one oneDNN call; None where the rows need padding first (the caller's op)."""
+    if x.dim() == 2 and pads_rows(x.dtype) and padded_rows(x.shape[0]) != x.shape[0]:
+        return None
+    return torch.ops.mkldnn._linear_pointwise.binary(x, other, packed, bias, op)
 
 
 def pack_model_linears(model: nn.Module) -> int:

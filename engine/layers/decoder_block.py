@@ -11,8 +11,8 @@ from torch import nn
 from engine.arch_config import DecoderConfig, TextConfig
 from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
-from engine.layers.activation import activation_by_name
-from engine.layers.linear import MergedColumnParallelLinear, QKVParallelLinear, RowParallelLinear
+from engine.layers.gate_up_linear import GateUpParallelLinear
+from engine.layers.linear import QKVParallelLinear, RowParallelLinear
 from engine.layers.norm import RMSNorm
 from engine.layers.rotary import MultimodalRotaryEmbedding, RotaryEmbedding, apply_rotary
 from engine.layers.vocab_embedding import VocabParallelEmbedding
@@ -66,14 +66,22 @@ class DecoderAttention(nn.Module):
         self.window = window
         self.scale = text.attention_scale
 
-    def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        batch: ForwardBatch,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        residual: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`residual`: added to the output inside the output projection (the layer's skip connection)."""
         qkv = self.qkv_proj(x).view(-1, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
         q, k, v = qkv.split([self.num_heads, self.num_kv_heads, self.num_kv_heads], dim=1)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
-        return self.o_proj(out)
+        return self.o_proj(out, residual)
 
 
 class GatedMLP(nn.Module):
@@ -82,13 +90,12 @@ class GatedMLP(nn.Module):
     def __init__(self, text: TextConfig, options: DecoderOptions):
         super().__init__()
         hidden, inner = text.hidden_size, text.intermediate_size
-        self.gate_up_proj = MergedColumnParallelLinear(hidden, [inner, inner], bias=options.mlp_bias)
+        self.gate_up_proj = GateUpParallelLinear(hidden, inner, text.activation, bias=options.mlp_bias)
         self.down_proj = RowParallelLinear(inner, hidden, bias=options.mlp_bias)
-        self.act = activation_by_name(text.activation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(self.act(gate) * up)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """`residual`: added to the output inside the down projection (the layer's skip connection)."""
+        return self.down_proj(self.gate_up_proj.gated(x), residual)
 
 
 class DecoderLayer(nn.Module):
@@ -100,8 +107,8 @@ class DecoderLayer(nn.Module):
         self.mlp = GatedMLP(text, options)
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), batch, cos, sin)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        x = self.self_attn(self.input_layernorm(x), batch, cos, sin, residual=x)
+        return self.mlp(self.post_attention_layernorm(x), residual=x)
 
 
 class DecoderStack(nn.Module):

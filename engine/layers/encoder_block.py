@@ -34,16 +34,21 @@ class EncoderAttention(nn.Module):
         self.scale = self.head_dim**-0.5
 
     def forward(
-        self, x: torch.Tensor, batch: ForwardBatch, rotary: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        x: torch.Tensor,
+        batch: ForwardBatch,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
+        residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: (num_tokens, hidden); `rotary`: (cos, sin) when the tower rotates q and k (Qwen2-VL's ViT, ModernBERT)."""
+        """x: (num_tokens, hidden); `rotary`: (cos, sin) when the tower rotates q and k (Qwen2-VL's ViT, ModernBERT);
+        `residual`: added to the output inside the output projection (the layer's skip connection)."""
         heads = self.qkv_proj.num_heads
         q, k, v = self.qkv_proj(x).view(-1, 3 * heads, self.head_dim).split(heads, dim=1)  # each (N, heads, head_dim)
         if rotary is not None:  # rotated in float32, as the reference does, then back to the model's dtype
             q = apply_rotary(q.float(), *rotary).to(x.dtype)
             k = apply_rotary(k.float(), *rotary).to(x.dtype)
         out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
-        return self.o_proj(out)
+        return self.o_proj(out, residual)
 
 
 class EncoderMLP(nn.Module):
@@ -56,8 +61,9 @@ class EncoderMLP(nn.Module):
         self.fc2 = RowParallelLinear(intermediate_size, hidden_size)
         self.activation = activation
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.fc1(x, activation=self.activation))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """`residual`: added to the output inside fc2 (the layer's skip connection)."""
+        return self.fc2(self.fc1(x, activation=self.activation), residual)
 
 
 class PreNormEncoderLayer(nn.Module):
@@ -82,5 +88,5 @@ class PreNormEncoderLayer(nn.Module):
     def forward(
         self, x: torch.Tensor, batch: ForwardBatch, rotary: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        x = x + self.self_attn(self.attention_norm(x), batch, rotary)
-        return x + self.mlp(self.mlp_norm(x))
+        x = self.self_attn(self.attention_norm(x), batch, rotary, residual=x)
+        return self.mlp(self.mlp_norm(x), residual=x)

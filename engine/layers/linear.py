@@ -7,7 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.layers.activation import activation_by_name
-from engine.layers.cpu_packed_linear import FUSABLE_ACTIVATIONS, pack_weight, packed_linear, packing_supported
+from engine.layers.cpu_packed_linear import (
+    FUSABLE_ACTIVATIONS,
+    pack_weight,
+    packed_linear,
+    packed_linear_then,
+    packing_supported,
+)
 from engine.layers.parallel_state import all_reduce_sum, tp_rank_and_size
 from engine.weights import (
     LoadedTensor,
@@ -47,6 +53,15 @@ class _PackableLinear(nn.Module):
         else:
             y = packed_linear(x, self.packed_weight, bias)
         return activation_by_name(activation)(y) if activation else y
+
+    def matmul_then(self, x: torch.Tensor, bias: torch.Tensor | None, op: str, other: torch.Tensor) -> torch.Tensor:
+        """(x W^T + bias) then `op` ("add" or "mul") with `other`, in the matmul's own pass when packed."""
+        if self.packed_weight is not None:
+            fused = packed_linear_then(x, self.packed_weight, bias, op, other)
+            if fused is not None:
+                return fused
+        y = self.matmul(x, bias)
+        return y.add_(other) if op == "add" else y.mul_(other)
 
 
 class ColumnParallelLinear(_PackableLinear):
@@ -148,7 +163,12 @@ class RowParallelLinear(_PackableLinear):
         size = param.shape[1]
         copy_weight(param, loaded.narrow(1, self.tp_rank * size, size))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The bias joins on one rank only, so the all-reduce adds it exactly once.
-        y = self.matmul(x, self.bias if self.tp_rank == 0 else None)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """x W^T + b, plus `residual` when given (a block's skip connection, added inside the matmul when packed)."""
+        # The bias and the residual join on one rank only, so the all-reduce adds them exactly once.
+        bias = self.bias if self.tp_rank == 0 else None
+        if residual is None or self.tp_rank != 0:
+            y = self.matmul(x, bias)
+        else:
+            y = self.matmul_then(x, bias, "add", residual)
         return all_reduce_sum(y)

@@ -44,19 +44,24 @@ def _llama3_frequencies(inv_freq: torch.Tensor, rope: RopeConfig) -> torch.Tenso
     return torch.where(in_band, blended, scaled)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    first, second = x.chunk(2, dim=-1)
-    return torch.cat((-second, first), dim=-1)
-
-
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (num_tokens, heads, head_dim); cos/sin: (num_tokens, 1, head_dim), broadcast over heads."""
-    return x * cos + rotate_half(x) * sin
+    """x: (num_tokens, heads, head_dim); cos/sin: (num_tokens, 1, head_dim // 2), broadcast over heads.
+
+    The rotate-half rotation, first' = first cos - second sin and second' = second cos + first sin, written half by
+    half into one new tensor: no rotated copy of x and no sum of two full products (a sixth of a bfloat16 decoder's
+    time went to those passes).
+    """
+    first, second = x.chunk(2, dim=-1)
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    out_first, out_second = out.chunk(2, dim=-1)
+    torch.mul(first, cos, out=out_first).addcmul_(second, sin, value=-1)
+    torch.mul(second, cos, out=out_second).addcmul_(first, sin)
+    return out
 
 
 def _cos_sin(freqs: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """freqs: (num_tokens, head_dim // 2) float32 angles -> cos, sin: (num_tokens, 1, head_dim) in `dtype`."""
-    angles = torch.cat((freqs, freqs), dim=-1)[:, None, :]
+    """freqs: (num_tokens, head_dim // 2) float32 angles -> cos, sin: (num_tokens, 1, head_dim // 2) in `dtype`."""
+    angles = freqs[:, None, :]
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
@@ -99,7 +104,7 @@ class MultimodalRotaryEmbedding(nn.Module):
 def vision_rotary_cos_sin(
     grids_thw: list[tuple[int, int, int]], merge_size: int, head_dim: int, theta: float, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """2D RoPE of Qwen2-VL's ViT, float32 (num_patches, 1, head_dim): half the frequencies follow rows, half columns.
+    """2D RoPE of Qwen2-VL's ViT, float32 (num_patches, 1, head_dim / 2): half the frequencies follow rows, half columns.
 
     Patches come in merge-window order (each merge_size x merge_size window contiguous), as the processor lays them out.
     """

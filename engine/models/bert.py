@@ -28,8 +28,8 @@ class BertLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(text.hidden_size, eps=text.norm_eps)
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        x = self.attention_norm(x + self.self_attn(x, batch))
-        return self.mlp_norm(x + self.mlp(x))
+        x = self.attention_norm(self.self_attn(x, batch, residual=x))
+        return self.mlp_norm(self.mlp(x, residual=x))
 
 
 class BertEmbeddings(nn.Module):

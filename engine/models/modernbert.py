@@ -37,8 +37,8 @@ class ModernBertLayer(nn.Module):
         self, x: torch.Tensor, batch: ForwardBatch, rotaries: dict[str, tuple[torch.Tensor, torch.Tensor]]
     ) -> torch.Tensor:
         """`rotaries`: (cos, sin) per layer type; this layer rotates by its own type's."""
-        x = x + self.attn(self.attn_norm(x), batch, rotaries[self.layer_type])
-        return x + self.mlp(self.mlp_norm(x))
+        x = self.attn(self.attn_norm(x), batch, rotaries[self.layer_type], residual=x)
+        return self.mlp(self.mlp_norm(x), residual=x)
 
 
 def _layer_norm(text: ModernBertConfig) -> nn.LayerNorm:

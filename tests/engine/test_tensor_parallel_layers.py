@@ -6,12 +6,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import torch.nn.functional as F
 
 from tests.support.launch import free_port
 
 
 def _worker(rank: int, port: int, results) -> None:
     from engine.distributed import BatchBroadcaster, init_tensor_parallel
+    from engine.layers.gate_up_linear import GateUpParallelLinear
     from engine.layers.linear import (
         ColumnParallelLinear,
         MergedColumnParallelLinear,
@@ -42,7 +44,13 @@ def _worker(rank: int, port: int, results) -> None:
     half = slice(rank * 2, rank * 2 + 2)
     merged_ok = torch.allclose(merged(x), torch.cat((first[:, half], second[:, half]), dim=1))
 
+    gate_up = GateUpParallelLinear(6, 4, "silu", bias=False)
+    gate_up.weight_loader(gate_up.weight, w_fused)
+    merged_ok = merged_ok and torch.allclose(gate_up.gated(x), F.silu(first[:, half]) * second[:, half], atol=1e-6)
+
+    residual = torch.randn(5, 6)  # the skip connection joins once, on rank 0, before the all-reduce
     mlp_ok = torch.allclose(down(up(x)), x @ w_up.T @ w_down.T, atol=1e-5)
+    mlp_ok = mlp_ok and torch.allclose(down(up(x), residual), x @ w_up.T @ w_down.T + residual, atol=1e-5)
     embed_ok = torch.equal(embed(ids), table[ids])
     q, k, v = qkv(x).split([2 * 2, 2, 2], dim=1)  # per rank: 2 query heads, 1 KV head
     qkv_ok = (
