@@ -64,6 +64,7 @@ class ModelConfig:
     num_labels: int = 1  # logits per input of a cross-encoder
     score_activation: str = "sigmoid"  # what a cross-encoder's logit goes through unless raw scores are asked for
     score_token_ids: tuple[int, ...] = ()  # Qwen3-Reranker: the ids of "no" and "yes", the LM head rows it scores with
+    quantization: str | None = None  # "int8": linear layers in int8 on the CPU (engine.layers.int8_linear)
 
     @property
     def task(self) -> str:
@@ -87,6 +88,7 @@ class ModelConfig:
         context_length: int | None = None,
         dtype: str = "auto",
         device: str = "cpu",
+        quantization: str | None = None,
     ) -> ModelConfig:
         config_file = Path(model_path) / "config.json"
         if not config_file.is_file():
@@ -141,6 +143,7 @@ class ModelConfig:
                 f"{top.architectures[0]} does not run in float16: its activations overflow it (as its model card "
                 "says); use --dtype bfloat16 or float32"
             )
+        check_quantization(quantization, device)
         return cls(
             model_path=str(model_path),
             architecture=top.architectures[0],
@@ -158,6 +161,7 @@ class ModelConfig:
             num_labels=num_labels,
             score_activation="sigmoid" if score_token_ids else _score_activation(top, st_info, config_file),
             score_token_ids=score_token_ids,
+            quantization=quantization,
         )
 
 
@@ -214,6 +218,19 @@ def check_dtype(dtype: str) -> None:
     if dtype != "auto" and dtype not in _DTYPES:
         hint = " (for SGLang's `half`, say float16)" if dtype == "half" else ""
         raise ModelConfigError(f"--dtype {dtype!r} is not one of auto, {', '.join(_DTYPES)}{hint}")
+
+
+QUANTIZATIONS = ("int8",)
+
+
+def check_quantization(quantization: str | None, device: str | None = None) -> None:
+    """Raises ModelConfigError unless `quantization` is none, or int8 on the CPU."""
+    if quantization is None:
+        return
+    if quantization not in QUANTIZATIONS:
+        raise ModelConfigError(f"--quantization {quantization!r} is not one of {', '.join(QUANTIZATIONS)}")
+    if device not in (None, "cpu"):
+        raise ModelConfigError(f"--quantization {quantization} runs on the CPU only, not on {device}")
 
 
 def resolve_dtype(dtype: str, device: str) -> str:

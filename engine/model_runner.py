@@ -17,6 +17,7 @@ from engine.image_batch import ImageBatch
 from engine.inputs import ImageInput
 from engine.layers import cpu_packed_linear
 from engine.layers.cpu_packed_linear import pack_model_linears, padding_sequence_lengths, row_bucket_batches
+from engine.layers.int8_linear import quantize_model_linears
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
 from engine.pooling import pool_hidden_states
@@ -65,7 +66,10 @@ class ModelRunner:
             weights = iterate_weights(config.model_path, progress=True, sliced=tp_size > 1)
         self.model.load_weights(weights)
         self.model.eval()
-        self.packed = pack_cpu_weights and self.device.type == "cpu" and pack_model_linears(self.model) > 0
+        if config.quantization == "int8":  # oneDNN's int8 matmuls take the place of the packed float ones
+            self.packed = quantize_model_linears(self.model) > 0
+        else:
+            self.packed = pack_cpu_weights and self.device.type == "cpu" and pack_model_linears(self.model) > 0
         if pack_cpu_weights and self.device.type == "cpu" and not self.packed:
             logger.info("no linear layer could be packed for oneDNN on this CPU")
         logger.info(

@@ -14,6 +14,7 @@ from engine.layers.cpu_packed_linear import (
     packed_linear_then,
     packing_supported,
 )
+from engine.layers.int8_linear import Int8Weight, int8_linear
 from engine.layers.parallel_state import all_reduce_sum, tp_rank_and_size
 from engine.weights import (
     LoadedTensor,
@@ -35,6 +36,7 @@ class _PackableLinear(nn.Module):
     weight: nn.Parameter
     bias: nn.Parameter | None
     packed_weight: torch.Tensor | None = None
+    int8_weight: Int8Weight | None = None
 
     def pack_for_cpu(self) -> bool:
         if self.packed_weight is not None or not packing_supported(self.weight):
@@ -44,8 +46,18 @@ class _PackableLinear(nn.Module):
         self.weight.data = torch.empty(0, dtype=self.weight.dtype)
         return True
 
+    def quantize_for_cpu(self) -> bool:
+        """--quantization int8: swaps the weight for its int8 copy (engine.layers.int8_linear)."""
+        if self.int8_weight is not None or self.weight.device.type != "cpu":
+            return False
+        self.int8_weight = Int8Weight.quantize(self.weight.data)
+        self.weight.data = torch.empty(0, dtype=self.weight.dtype)
+        return True
+
     def matmul(self, x: torch.Tensor, bias: torch.Tensor | None, activation: str | None = None) -> torch.Tensor:
         """x W^T + bias, then `activation` (an HF activation name), fused into the matmul when packed."""
+        if self.int8_weight is not None:
+            return int8_linear(x, self.int8_weight, bias, activation)
         if self.packed_weight is None:
             y = F.linear(x, self.weight, bias)
         elif activation is None or activation in FUSABLE_ACTIVATIONS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.backend_names import BACKEND_NAMES
-from engine.model_config import check_dtype
+from engine.model_config import check_dtype, check_quantization
 from server.launch.api_key import resolve_api_key
 from server.launch.topology import check_topology_args
 
@@ -63,6 +63,7 @@ def validate(args: ServerArgs) -> None:
     args.image_processor_kwargs()
     try:
         check_dtype(args.dtype)
+        check_quantization(args.quantization)
         check_topology_args(args.tp_size, args.dp_size, args.nnodes, args.node_rank, args.dist_init_addr)
         resolve_api_key(args)
     except ValueError as error:

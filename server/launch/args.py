@@ -31,6 +31,11 @@ class ServerArgs:
     is_embedding: bool = _opt(False, "accepted for SGLang compatibility; this server only embeds")
     trust_remote_code: bool = _opt(False, "allow the tokenizer's custom code from the model folder")
     dtype: str = _opt("auto", "auto (float32 on CPU, bfloat16 on GPU), float32, float16 or bfloat16")
+    quantization: str | None = _opt(
+        None,
+        "int8: linear layers in int8 on the CPU (weights per channel, activations per token); its speed and "
+        "retrieval quality against float32 and bfloat16 are in docs/benchmarks.md",
+    )
     json_model_override_args: str = _opt(
         "{}", "JSON merged into config.json, e.g. '{\"matryoshka_dimensions\": [128, 256]}'"
     )

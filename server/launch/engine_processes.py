@@ -53,7 +53,7 @@ def resolve_model(args: ServerArgs) -> tuple[ModelConfig, SchedulerConfig]:
     args.max_prefill_tokens = args.resolved_max_prefill_tokens(device)
     try:
         model_config = ModelConfig.load(
-            args.model_path, args.model_overrides(), args.context_length, args.dtype, device
+            args.model_path, args.model_overrides(), args.context_length, args.dtype, device, args.quantization
         )
         check_default_prompt_name(args.default_prompt_name, model_config.st_info)
     except (ModelConfigError, UnsupportedModelError, ServerArgsError, OSError) as error:

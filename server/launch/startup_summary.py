@@ -24,7 +24,7 @@ def _outputs_label(config: ModelConfig) -> str:
 def startup_summary(args: ServerArgs, config: ModelConfig, served_model_name: str, engine_info: dict) -> str:
     return (
         f"ready: {served_model_name} ({config.architecture}) {_outputs_label(config)} context={config.context_length} "
-        f"dtype={config.dtype} attention={engine_info.get('attention_backend', args.attention_backend)} "
+        f"dtype={config.dtype}{f' quantization={config.quantization}' if config.quantization else ''} attention={engine_info.get('attention_backend', args.attention_backend)} "
         f"max_prefill_tokens={args.max_prefill_tokens} max_running_requests={args.max_running_requests} "
         f"device={engine_info.get('device', args.device)}{_parallel_label(args)} on http://{args.host}:{args.port}"
     )

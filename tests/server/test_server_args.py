@@ -153,6 +153,7 @@ def test_each_rule_across_flags(flags, message):
         (["--context-length", "0"], "--context-length must be at least 1"),
         (["--num-threads", "-2"], "--num-threads must be at least 1"),
         (["--dtype", "half"], "--dtype 'half' is not one of auto, float32, float16, bfloat16 .for SGLang's `half`"),
+        (["--quantization", "awq"], "--quantization 'awq' is not one of int8"),
     ],
 )
 def test_each_value_rule(flags, message):
