@@ -16,6 +16,7 @@ from engine.forward_batch import ForwardBatch
 from engine.image_batch import ImageBatch
 from engine.inputs import ImageInput
 from engine.layers import cpu_packed_linear
+from engine.layers.compiled_elementwise import compile_elementwise
 from engine.layers.cpu_packed_linear import pack_model_linears, padding_sequence_lengths, row_bucket_batches
 from engine.layers.int8_linear import quantize_model_linears
 from engine.model_config import ModelConfig
@@ -49,6 +50,7 @@ class ModelRunner:
         weights: Iterable[tuple[str, LoadedTensor]] | None = None,
         tp_size: int = 1,
         pack_cpu_weights: bool = True,
+        compile_elementwise_steps: bool = False,
     ):
         """`weights` defaults to the folder's safetensors; benchmarks pass an in-memory state dict."""
         self.config = config
@@ -66,6 +68,8 @@ class ModelRunner:
             weights = iterate_weights(config.model_path, progress=True, sliced=tp_size > 1)
         self.model.load_weights(weights)
         self.model.eval()
+        if compile_elementwise_steps and self.device.type == "cpu":  # --enable-torch-compile; the GPU stays eager
+            compile_elementwise(_TORCH_DTYPES[config.dtype])
         if config.quantization == "int8":  # oneDNN's int8 matmuls take the place of the packed float ones
             self.packed = quantize_model_linears(self.model) > 0
         else:

@@ -56,6 +56,7 @@ class SchedulerConfig:
     max_prefill_tokens: int  # the token budget of one forward batch
     max_running_requests: int  # the most inputs in one forward batch
     num_threads: int | None  # torch threads; None keeps torch's choice (the cores)
+    enable_torch_compile: bool  # Inductor-compiled element-wise steps on the CPU (engine.layers.compiled_elementwise)
     log_level: str
     placement: RankPlacement = field(default_factory=RankPlacement)
 

@@ -42,7 +42,13 @@ def run_scheduler_process(
     try:
         device = config.rank_device
         broadcaster = join_tensor_parallel_group(placement, device)
-        runner = ModelRunner(config.model, device, config.attention_backend, tp_size=placement.tp_size)
+        runner = ModelRunner(
+            config.model,
+            device,
+            config.attention_backend,
+            tp_size=placement.tp_size,
+            compile_elementwise_steps=config.enable_torch_compile,
+        )
         runner.warmup(config.max_prefill_tokens)
         release_free_memory()  # what loading freed, so that it does not count against the plateau
         if placement.tp_rank == 0:  # only rank 0 talks to the other processes

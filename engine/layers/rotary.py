@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from engine.arch_config import RopeConfig
+from engine.layers.compiled_elementwise import COMPILED
 
 
 def inverse_frequencies(dim: int, theta: float, device: torch.device | None = None) -> torch.Tensor:
@@ -51,6 +52,9 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     half into one new tensor: no rotated copy of x and no sum of two full products (a sixth of a bfloat16 decoder's
     time went to those passes).
     """
+    compiled = COMPILED.get("rotary")
+    if compiled is not None:
+        return compiled(x, cos, sin)
     first, second = x.chunk(2, dim=-1)
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     out_first, out_second = out.chunk(2, dim=-1)

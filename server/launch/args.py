@@ -52,6 +52,11 @@ class ServerArgs:
     )
     max_running_requests: int = _opt(256, "most inputs in one forward batch")
     num_threads: int | None = _opt(None, "torch threads in the scheduler; default: torch's choice (the cores)")
+    enable_torch_compile: bool = _opt(
+        False,
+        "compile RMSNorm and the rotary with torch.compile on the CPU (decoders: fewer passes over the activations); "
+        "needs a C++ compiler, adds seconds to startup; falls back to eager if compiling fails",
+    )
     tp_size: int = _opt(
         1, "tensor-parallel ranks: one scheduler process per rank, the model's weights split across them"
     )

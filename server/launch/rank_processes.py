@@ -33,6 +33,7 @@ def scheduler_config(args: ServerArgs, model: ModelConfig, device: str) -> Sched
         max_prefill_tokens=args.resolved_max_prefill_tokens(device),
         max_running_requests=args.max_running_requests,
         num_threads=args.num_threads,
+        enable_torch_compile=args.enable_torch_compile,
         log_level=args.log_level,
     )
 
