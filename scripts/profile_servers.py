@@ -13,6 +13,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,12 @@ def start_py_spy(py_spy: str, pid: int, seconds: float, rate: int, native: bool,
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _short_frame(frame: str) -> str:
+    """py-spy's "function (path/to/file.py:line)" -> "function file.py:line"."""
+    match = re.fullmatch(r"(.*?) \((.*):(\d+)\)", frame)
+    return f"{match[1]} {Path(match[2]).name}:{match[3]}" if match else frame
+
+
 def summarize_stacks(path: Path, top: int) -> dict:
     """py-spy's raw (collapsed) stacks -> the functions with the most samples on top (self) and anywhere (total)."""
     own, anywhere, total = collections.Counter(), collections.Counter(), 0
@@ -92,7 +99,7 @@ def summarize_stacks(path: Path, top: int) -> dict:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = [frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")") for frame in stack.split(";")]
+        frames = [_short_frame(frame) for frame in stack.split(";")]
         total += int(count)
         own[frames[-1]] += int(count)
         for frame in set(frames):
