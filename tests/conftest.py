@@ -16,6 +16,15 @@ from tests.support.qwen3_embedding import build_tiny_qwen3_embedding  # noqa: E4
 from tests.support.smollm2 import smollm2_path  # noqa: E402
 
 
+def pytest_configure(config):
+    """Under xdist two workers share the two cores: one torch thread each, so that their in-process forwards do
+    not run four OpenMP threads that spin against each other. Servers started by tests keep their own threads."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def minilm() -> str:
     return minilm_path()
