@@ -1,5 +1,5 @@
 # The two quick-start commands: `make serve` and `make test`. Each sets up .venv on first use.
-# `make test` leaves out the tests marked slow (benchmark and soak scripts run end to end, Inductor compiles);
+# `make test` leaves out the tests marked slow (benchmark and soak scripts run end to end);
 # `make test-slow` runs only those, `make test-all` runs everything.
 PYTHON ?= python3
 VENV := .venv

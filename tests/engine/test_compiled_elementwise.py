@@ -42,7 +42,6 @@ def test_compiled_steps_equal_the_eager_ones(compiled):
     assert compiled_elementwise.rms_norm_formula(x, norm.weight, 1e-6).shape == x.shape
 
 
-@pytest.mark.slow  # a second compile (the model's shapes) and a transformers reference: make test-slow
 def test_compiled_qwen3_matches_transformers(compiled, tiny_qwen3_embedding):
     from transformers import AutoTokenizer
 
@@ -55,7 +54,6 @@ def test_compiled_qwen3_matches_transformers(compiled, tiny_qwen3_embedding):
     assert_batch_invariant(runner, [torch.tensor(x).int().numpy() for x in ids[:8]])
 
 
-@pytest.mark.slow  # a fresh interpreter that imports Inductor: make test-slow
 def test_a_failed_compile_keeps_eager(tmp_path):
     """No C++ compiler (CXX names none, fresh cache): the server would log it and serve eagerly."""
     code = (
