@@ -48,8 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--vllm-python", default=str(Path.home() / ".venvs/vllm/bin/python"))
     parser.add_argument("--skip-vllm", action="store_true", help="run our server alone")
     parser.add_argument("--repeats", type=int, default=3)
-    # 3,000: vLLM's CPU server keeps speeding up over its first thousand-odd requests after the warm-up, so
-    # 1,000-text cells measured its warm-up too (docs/benchmarks.md, "Third run").
+    # 3,000: with 1,000 texts vLLM's mixed-length cells came out 40% below what it reaches with more,
+    # most likely its own warm-up (docs/benchmarks.md, "Third run").
     parser.add_argument("--num-texts", type=int, default=3000, help="realistic texts per cell, and per length")
     parser.add_argument(
         "--dtypes", nargs="*", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
