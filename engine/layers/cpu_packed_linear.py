@@ -19,8 +19,6 @@ FUSABLE_ACTIVATIONS = {
     "silu": ("swish", ""),
     "swish": ("swish", ""),
 }
-# Element-wise ops with a second tensor that oneDNN can apply to the matmul's output in the same pass.
-FUSABLE_BINARY_OPS = ("add", "mul")
 
 
 def packing_supported(weight: torch.Tensor) -> bool:
@@ -108,10 +106,12 @@ def packed_linear(
 
 def packed_linear_then(
     x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None, op: str, other: torch.Tensor
-) -> torch.Tensor | None:
-    """(x W^T + bias) `op` other in one oneDNN call; None where the rows need padding first (the caller's op)."""
+) -> torch.Tensor:
+    """(x W^T + bias) `op` other ("add" or "mul"): one oneDNN call, or the op after the matmul where the rows
+    need padding first (`other` would have to be padded too)."""
     if x.dim() == 2 and pads_rows(x.dtype) and padded_rows(x.shape[0]) != x.shape[0]:
-        return None
+        y = packed_linear(x, packed, bias)
+        return y.add_(other) if op == "add" else y.mul_(other)
     return torch.ops.mkldnn._linear_pointwise.binary(x, other, packed, bias, op)
 
 

@@ -45,7 +45,6 @@ class GateUpParallelLinear(MergedColumnParallelLinear):
         if self.packed_halves is not None:
             packed_gate, packed_up = self.packed_halves
             gate = packed_linear(x, packed_gate, gate_bias, self.activation)
-            fused = packed_linear_then(x, packed_up, up_bias, "mul", gate)
-            return fused if fused is not None else packed_linear(x, packed_up, up_bias).mul_(gate)
+            return packed_linear_then(x, packed_up, up_bias, "mul", gate)
         gate, up = self.matmul(x, self.bias).chunk(2, dim=-1)
         return self.act(gate) * up

@@ -73,6 +73,8 @@ def int8_linear(
 
 def quantize_model_linears(model: nn.Module) -> int:
     """Swaps every layer that offers `quantize_for_cpu` for its int8 copy; returns how many were quantized."""
+    if not int8_supported():
+        raise RuntimeError("--quantization int8: this torch build has no oneDNN int8 linear (onednn.qlinear_*)")
     count = sum(1 for module in model.modules() if getattr(module, "quantize_for_cpu", lambda: False)())
     logger.info("quantized %d linear layers to int8 (weights per channel, activations per token)", count)
     return count

@@ -69,9 +69,7 @@ class _PackableLinear(nn.Module):
     def matmul_then(self, x: torch.Tensor, bias: torch.Tensor | None, op: str, other: torch.Tensor) -> torch.Tensor:
         """(x W^T + bias) then `op` ("add" or "mul") with `other`, in the matmul's own pass when packed."""
         if self.packed_weight is not None:
-            fused = packed_linear_then(x, self.packed_weight, bias, op, other)
-            if fused is not None:
-                return fused
+            return packed_linear_then(x, self.packed_weight, bias, op, other)
         y = self.matmul(x, bias)
         return y.add_(other) if op == "add" else y.mul_(other)
 
