@@ -65,7 +65,10 @@ def run_scheduler_process(
         report_ready(ready)
         follow_rank_zero(runner, broadcaster, placement.tp_rank)
         return
-    report_ready(ready, {"device": str(runner.device), "attention_backend": runner.attn.name})
+    report_ready(
+        ready,
+        {"device": str(runner.device), "attention_backend": runner.attn.name, "torch_threads": torch.get_num_threads()},
+    )
     queue = BatchQueue(config.max_prefill_tokens, config.max_running_requests)
     embedder: Embedder = runner if broadcaster is None else BatchSharingRunner(runner, broadcaster)
     serve_forever(with_injected_faults(embedder), queue, inbox, outbox, heartbeat)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
@@ -15,7 +16,8 @@ from processes.ipc import IpcAddresses
 from processes.scheduler_config import SchedulerConfig
 from processes.scheduler_process import run_scheduler_process
 from server.launch.args import ServerArgs
-from server.launch.topology import local_placements
+from server.launch.cpu_threads import threads_per_rank, usable_cores
+from server.launch.topology import local_placements, ranks_per_node
 
 logger = logging.getLogger("embedserve")
 
@@ -32,7 +34,9 @@ def scheduler_config(args: ServerArgs, model: ModelConfig, device: str) -> Sched
         attention_backend=args.attention_backend,
         max_prefill_tokens=args.resolved_max_prefill_tokens(device),
         max_running_requests=args.max_running_requests,
-        num_threads=args.num_threads,
+        num_threads=threads_per_rank(
+            args.num_threads, device, args.dp_size * ranks_per_node(args), usable_cores(), dict(os.environ)
+        ),
         enable_torch_compile=args.enable_torch_compile,
         log_level=args.log_level,
     )

@@ -26,8 +26,16 @@ def startup_summary(args: ServerArgs, config: ModelConfig, served_model_name: st
         f"ready: {served_model_name} ({config.architecture}) {_outputs_label(config)} context={config.context_length} "
         f"dtype={config.dtype}{f' quantization={config.quantization}' if config.quantization else ''} attention={engine_info.get('attention_backend', args.attention_backend)} "
         f"max_prefill_tokens={args.max_prefill_tokens} max_running_requests={args.max_running_requests} "
-        f"device={engine_info.get('device', args.device)}{_parallel_label(args)} on http://{args.host}:{args.port}"
+        f"device={engine_info.get('device', args.device)}{_threads_label(engine_info)}{_parallel_label(args)} "
+        f"on http://{args.host}:{args.port}"
     )
+
+
+def _threads_label(engine_info: dict) -> str:
+    # torch threads per rank: on a GPU they only feed it, so only the CPU's are worth a word
+    if not str(engine_info.get("device", "")).startswith("cpu") or "torch_threads" not in engine_info:
+        return ""
+    return f" threads={engine_info['torch_threads']}"
 
 
 def _parallel_label(args: ServerArgs) -> str:

@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
+from server.launch.cpu_threads import usable_cores
 from tests.support.compare import assert_close_vectors
 from tests.support.launch import RunningServer, free_port
 from tests.support.single_process import single_process_vectors
@@ -46,6 +47,12 @@ def test_dp2_equals_one_process_and_both_replicas_work_under_concurrent_load(min
 def test_one_scheduler_per_replica(minilm_dp2):
     names = sorted(p.name() for p in minilm_dp2.children if p.name().startswith("embedserve-"))
     assert names == ["embedserve-d0t0", "embedserve-d1t0", "embedserve-resu"]
+
+
+def test_replicas_share_the_cores(minilm_dp2):
+    # each of the two replicas takes half the cores, not all of them (server/launch/cpu_threads.py)
+    summary = next(line for line in minilm_dp2.log().splitlines() if "ready: " in line)
+    assert f"threads={max(1, usable_cores() // 2)} tp=1 dp=2" in summary, summary
 
 
 def _worker_node(args: list[str]) -> RunningServer:
