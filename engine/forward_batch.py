@@ -19,6 +19,8 @@ class ForwardBatch:
     attn_metadata: Any = field(default=None)  # filled once per batch by the attention backend
     images: Any = field(default=None)  # multimodal models: an engine.image_batch.ImageBatch, else None
     token_type_ids: torch.Tensor | None = None  # (num_tokens,) int64 segment of each token (pairs); None: all 0
+    # (num_seqs,) int64 rows the pooler reads; when set, the model returns only their final states, in this order
+    pooled_rows: torch.Tensor | None = None
 
     @property
     def num_seqs(self) -> int:

@@ -21,7 +21,7 @@ from engine.layers.cpu_packed_linear import pack_model_linears, padding_sequence
 from engine.layers.int8_linear import quantize_model_linears
 from engine.model_config import ModelConfig
 from engine.models.registry import load_model_class
-from engine.pooling import pool_hidden_states
+from engine.pooling import pool_hidden_states, pooled_row_indices
 from engine.st_dense import DenseStack
 from engine.warmup_layers import one_layer_of_each_kind
 from engine.weights import LoadedTensor, iterate_weights
@@ -74,6 +74,12 @@ class ModelRunner:
             self.packed = quantize_model_linears(self.model) > 0
         else:
             self.packed = pack_cpu_weights and self.device.type == "cpu" and pack_model_linears(self.model) > 0
+        # CLS/LAST pooling reads one row per sequence: a model that can, finishes its last layer on those alone.
+        # EMBEDSERVE_POOLED_ROWS_ONLY=0 runs the last layer on every token (a benchmark's before, a debugging aid).
+        reads = self.model.reads_one_row if self.model.pools_itself else config.pooling
+        enabled = os.environ.get("EMBEDSERVE_POOLED_ROWS_ONLY", "1") != "0"
+        finishes = enabled and reads is not None and self.model.finishes_on_pooled_rows(reads)
+        self.pooled_row_method: str | None = reads if finishes else None  # None: the last layer runs on every row
         if pack_cpu_weights and self.device.type == "cpu" and not self.packed:
             logger.info("no linear layer could be packed for oneDNN on this CPU")
         logger.info(
@@ -105,10 +111,15 @@ class ModelRunner:
         if images is not None:
             batch.images = ImageBatch.from_inputs(images, sequences, self.device, _TORCH_DTYPES[self.config.dtype])
         self.attn.prepare(batch)
+        if self.pooled_row_method is not None:
+            batch.pooled_rows = pooled_row_indices(batch.cu_seqlens, self.pooled_row_method)
         output = self.model(batch)
         if self.model.pools_itself:  # CLIP, cross-encoders: pooling and projection are part of the model
             return output[:num_sequences].float().cpu().numpy()
-        pooled = pool_hidden_states(output, batch.cu_seqlens, self.config.pooling)[:num_sequences]
+        if batch.pooled_rows is not None:  # the model returned the pooled rows alone
+            pooled = output[:num_sequences].float()
+        else:
+            pooled = pool_hidden_states(output, batch.cu_seqlens, self.config.pooling)[:num_sequences]
         if self.dense is not None:
             pooled = self.dense(pooled)
         return pooled.cpu().numpy()

@@ -11,6 +11,7 @@ from engine.forward_batch import ForwardBatch
 
 class AttentionBackend(ABC):
     name: str = "base"
+    attends_from_rows: bool = False  # whether forward_rows is implemented
 
     @abstractmethod
     def prepare(self, batch: ForwardBatch) -> None:
@@ -32,3 +33,13 @@ class AttentionBackend(ABC):
         Each sequence attends only to itself; with `causal`, only to its own earlier tokens. With
         `window=(left, right)`, token i also attends only to positions i-left through i+right (local layers).
         """
+
+    def forward_rows(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, scale: float
+    ) -> torch.Tensor:
+        """One query per sequence that sees every key of its own sequence: a final layer whose only output read
+        is the pooled row (the last token of a causal sequence, any token of a bidirectional one).
+
+        q: (num_seqs, num_heads, head_dim), k/v: (num_tokens, num_kv_heads, head_dim) -> (num_seqs, num_heads * head_dim).
+        """
+        raise NotImplementedError(f"{self.name} attends from every token only")

@@ -23,6 +23,7 @@ class LengthGroup:
 
     num_seqs: int
     length: int
+    members: torch.Tensor  # (num_seqs,) int64: which sequences of the batch, in batch order
     gather: torch.Tensor  # (num_seqs * length,) int64 token rows
     key_mask: torch.Tensor | None  # (num_seqs, 1, 1, length) bool, True on real keys; None when none is padded
 
@@ -54,7 +55,15 @@ def group_by_length(seq_lens: list[int], device: torch.device, multiple: int = L
         for seq, seq_rows, seq_real in zip(members, rows, real, strict=True):
             scatter[starts[seq] : starts[seq] + lens[seq]] = seq_rows[seq_real]
         key_mask = None if real.all() else torch.from_numpy(real).to(device).view(len(members), 1, 1, int(length))
-        groups.append(LengthGroup(len(members), int(length), torch.from_numpy(gather.ravel()).to(device), key_mask))
+        groups.append(
+            LengthGroup(
+                len(members),
+                int(length),
+                torch.from_numpy(members).to(device),
+                torch.from_numpy(gather.ravel()).to(device),
+                key_mask,
+            )
+        )
         offset += len(members) * int(length)
     return GroupedBatch(groups, torch.from_numpy(scatter).to(device))
 
@@ -86,6 +95,23 @@ def attend_in_groups(
         outputs.append(o.transpose(1, 2).reshape(group.num_seqs * group.length, num_heads * head_dim))
     flat = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
     return flat.index_select(0, grouped.scatter)
+
+
+def attend_from_rows(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grouped: GroupedBatch, scale: float
+) -> torch.Tensor:
+    """One query per sequence over all its keys, group by group; see AttentionBackend.forward_rows for the shapes."""
+    num_seqs, num_heads, head_dim = q.shape
+    gqa = k.shape[1] != num_heads
+    out = q.new_empty((num_seqs, num_heads * head_dim))
+    for group in grouped.groups:
+        qg = q.index_select(0, group.members).unsqueeze(2)  # (num_seqs, heads, 1, head_dim)
+        # a group's pads are masked out of every query's keys (None when the group has none)
+        o = F.scaled_dot_product_attention(
+            qg, _padded(k, group), _padded(v, group), attn_mask=group.key_mask, scale=scale, enable_gqa=gqa
+        )
+        out.index_copy_(0, group.members, o.view(group.num_seqs, num_heads * head_dim))
+    return out
 
 
 def _padded(t: torch.Tensor, group: LengthGroup) -> torch.Tensor:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.attention.base import AttentionBackend
-from engine.attention.length_groups import attend_in_groups, group_by_length
+from engine.attention.length_groups import attend_from_rows, attend_in_groups, group_by_length
 from engine.attention.masks import band_mask, band_window
 from engine.forward_batch import ForwardBatch
 
@@ -14,6 +14,7 @@ from engine.forward_batch import ForwardBatch
 class TorchNativeBackend(AttentionBackend):
     # One SDPA call per group of sequences padded to the same length (engine/attention/length_groups.py).
     name = "torch_native"
+    attends_from_rows = True
 
     def prepare(self, batch: ForwardBatch) -> None:
         batch.attn_metadata = group_by_length(batch.seq_lens, batch.input_ids.device)
@@ -29,6 +30,11 @@ class TorchNativeBackend(AttentionBackend):
         window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         return attend_in_groups(q, k, v, batch.attn_metadata, causal, scale, window)
+
+    def forward_rows(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, scale: float
+    ) -> torch.Tensor:
+        return attend_from_rows(q, k, v, batch.attn_metadata, scale)
 
 
 def sequence_bounds(seq_lens: list[int]) -> list[tuple[int, int]]:

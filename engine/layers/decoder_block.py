@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -75,13 +76,41 @@ class DecoderAttention(nn.Module):
         residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`residual`: added to the output inside the output projection (the layer's skip connection)."""
-        qkv = self.qkv_proj(x).view(-1, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
-        q, k, v = qkv.split([self.num_heads, self.num_kv_heads, self.num_kv_heads], dim=1)
-        if self.qk_norm:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k, v = self._rotated_qkv(x, cos, sin)
         out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
         return self.o_proj(out, residual)
+
+    def _rotated_qkv(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, q_rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k and v of x, q and k normed (Qwen3) and rotated; q at `q_rows` only when given."""
+        qkv = self.qkv_proj(x).view(-1, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
+        q, k, v = qkv.split([self.num_heads, self.num_kv_heads, self.num_kv_heads], dim=1)
+        q_cos, q_sin = cos, sin
+        if q_rows is not None:
+            q, q_cos, q_sin = (t.index_select(0, q_rows) for t in (q, cos, sin))
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        return apply_rotary(q, q_cos, q_sin), apply_rotary(k, cos, sin), v
+
+    def attends_from_rows(self, pooling: str) -> bool:
+        """Whether forward_rows gives this layer's exact output at the pooled rows: one query per sequence seeing
+        all of it, i.e. a global layer whose pooled token is the last one, or any token when bidirectional."""
+        sees_all = pooling == "last" or (pooling == "cls" and not self.causal)
+        return self.window is None and sees_all and self.attn.attends_from_rows
+
+    def forward_rows(
+        self,
+        x: torch.Tensor,
+        batch: ForwardBatch,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        residual: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """forward() at batch.pooled_rows only -> (num_seqs, hidden): every token's k and v, the pooled rows' q."""
+        assert batch.pooled_rows is not None  # DecoderStack calls this only for a batch that has them
+        q, k, v = self._rotated_qkv(x, cos, sin, q_rows=batch.pooled_rows)
+        return self.o_proj(self.attn.forward_rows(q, k, v, batch, scale=self.scale), residual)
 
 
 class GatedMLP(nn.Module):
@@ -110,6 +139,13 @@ class DecoderLayer(nn.Module):
         x = self.self_attn(self.input_layernorm(x), batch, cos, sin, residual=x)
         return self.mlp(self.post_attention_layernorm(x), residual=x)
 
+    def forward_rows(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """forward() at batch.pooled_rows only: the attention's output and the MLP for one row per sequence."""
+        assert batch.pooled_rows is not None
+        residual = x.index_select(0, batch.pooled_rows)
+        x = self.self_attn.forward_rows(self.input_layernorm(x), batch, cos, sin, residual=residual)
+        return self.mlp(self.post_attention_layernorm(x), residual=x)
+
 
 class DecoderStack(nn.Module):
     """Token embeddings, the layers and the final norm; `rotary` (1D or M-RoPE) turns positions into angles."""
@@ -130,6 +166,15 @@ class DecoderStack(nn.Module):
     def forward(self, x: torch.Tensor, batch: ForwardBatch, positions: torch.Tensor) -> torch.Tensor:
         """x: (num_tokens, hidden) input embeddings; positions as `rotary` takes them -> final normed hidden states."""
         cos, sin = self.rotary.cos_sin(positions, x.dtype)  # once per batch, shared by every layer
-        for layer in self.layers:
+        last = cast(DecoderLayer, self.layers[-1])
+        for layer in self.layers[:-1]:
             x = layer(x, batch, cos, sin)
-        return self.norm(x)
+        # Only the pooled rows of the last layer's output are read: its projections after attention and its MLP,
+        # most of its work, run on one row per sequence (batch.pooled_rows, set by the model runner).
+        if batch.pooled_rows is not None:
+            return self.norm(last.forward_rows(x, batch, cos, sin))
+        return self.norm(last(x, batch, cos, sin))
+
+    def finishes_on_pooled_rows(self, pooling: str) -> bool:
+        """Whether forward() may return only batch.pooled_rows for this pooling (see DecoderAttention)."""
+        return cast(DecoderLayer, self.layers[-1]).self_attn.attends_from_rows(pooling)

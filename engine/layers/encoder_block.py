@@ -50,6 +50,18 @@ class EncoderAttention(nn.Module):
         out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
         return self.o_proj(out, residual)
 
+    def attends_from_rows(self) -> bool:
+        """Whether forward_rows is exact here: every token sees its whole sequence (no causal mask, no window)."""
+        return not self.causal and self.window is None and self.attn.attends_from_rows
+
+    def forward_rows(self, x: torch.Tensor, batch: ForwardBatch, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """forward() at batch.pooled_rows only -> (num_seqs, hidden), for a tower without rotary (BERT's)."""
+        assert batch.pooled_rows is not None
+        heads = self.qkv_proj.num_heads
+        q, k, v = self.qkv_proj(x).view(-1, 3 * heads, self.head_dim).split(heads, dim=1)
+        out = self.attn.forward_rows(q.index_select(0, batch.pooled_rows), k, v, batch, scale=self.scale)
+        return self.o_proj(out, residual)
+
 
 class EncoderMLP(nn.Module):
     """fc2(act(fc1(x))); the activation runs inside fc1's matmul where oneDNN can fuse it."""

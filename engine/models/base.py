@@ -21,6 +21,8 @@ class EmbeddingModel(nn.Module, ABC):
     # False: forward returns final hidden states (num_tokens, hidden) and the runner pools them by config.pooling.
     # True: forward returns one vector per sequence (num_seqs, dim); pooling and projection are the model's (CLIP).
     pools_itself: ClassVar[bool] = False
+    # A model that pools itself from one token per sequence ("cls" or "last"; a cross-encoder's head) says which.
+    reads_one_row: ClassVar[str | None] = None
     weight_names: ClassVar[WeightNames]  # the family's checkpoint names -> ours
 
     @abstractmethod
@@ -29,6 +31,11 @@ class EmbeddingModel(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, batch: ForwardBatch) -> torch.Tensor: ...
+
+    def finishes_on_pooled_rows(self, pooling: str) -> bool:
+        """Whether forward may skip what this pooling never reads: given batch.pooled_rows (set by the runner),
+        the last layer runs on those rows alone and returns (num_seqs, hidden). Families that can say yes."""
+        return False
 
     def load_weights(self, weights: Iterable[tuple[str, LoadedTensor]]) -> None:
         """Every parameter from the checkpoint, renamed by `weight_names`; a missing or unknown tensor is an error."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -14,6 +14,7 @@ from engine.layers.encoder_block import EncoderAttention, EncoderMLP
 from engine.layers.vocab_embedding import VocabParallelEmbedding
 from engine.model_config import ModelConfig
 from engine.models.base import EmbeddingModel
+from engine.pooling import pooled_row_indices
 from engine.weights import WeightNames
 
 
@@ -29,6 +30,13 @@ class BertLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
         x = self.attention_norm(self.self_attn(x, batch, residual=x))
+        return self.mlp_norm(self.mlp(x, residual=x))
+
+    def forward_rows(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
+        """forward() at batch.pooled_rows only: attention from one token per sequence, the MLP on that token."""
+        assert batch.pooled_rows is not None
+        residual = x.index_select(0, batch.pooled_rows)
+        x = self.attention_norm(self.self_attn.forward_rows(x, batch, residual=residual))
         return self.mlp_norm(self.mlp(x, residual=x))
 
 
@@ -103,16 +111,23 @@ class BertEmbeddingModel(EmbeddingModel):
         self.layers = nn.ModuleList(BertLayer(text, attn) for _ in range(text.num_layers))
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
+        """(num_tokens, hidden); (num_seqs, hidden) when batch.pooled_rows is set: the last layer runs on those."""
         x = self.embeddings(batch)
-        for layer in self.layers:
+        last = cast(BertLayer, self.layers[-1])
+        for layer in self.layers[:-1]:
             x = layer(x, batch)
-        return x
+        return last(x, batch) if batch.pooled_rows is None else last.forward_rows(x, batch)
+
+    def finishes_on_pooled_rows(self, pooling: str) -> bool:
+        # bidirectional: one query per sequence sees all of it, wherever the pooled token sits
+        return pooling in ("cls", "last") and cast(BertLayer, self.layers[-1]).self_attn.attends_from_rows()
 
 
 class BertCrossEncoder(BertEmbeddingModel):
     """A reranker (BertForSequenceClassification): one float32 logit per label for each query-document pair."""
 
     pools_itself = True
+    reads_one_row = "cls"
     weight_names = encoder_weight_names(
         "bert", "cls|lm_head", {r"^pooler\.dense\.": "head.dense.", r"^classifier\.": "head.out_proj."}
     )
@@ -123,4 +138,5 @@ class BertCrossEncoder(BertEmbeddingModel):
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         hidden = super().forward(batch)
-        return self.head(hidden[batch.cu_seqlens[:-1].long()]).float()  # (num_seqs, num_labels)
+        cls = hidden if batch.pooled_rows is not None else hidden[pooled_row_indices(batch.cu_seqlens, "cls")]
+        return self.head(cls).float()  # (num_seqs, num_labels)

@@ -34,5 +34,8 @@ class DecoderEmbeddingModel(EmbeddingModel):
         assert isinstance(text, DecoderConfig)  # the registry pairs decoder families with DecoderConfig
         self.model = DecoderStack(text, self.options(text), RotaryEmbedding(text.head_dim, text.rope), attn)
 
+    def finishes_on_pooled_rows(self, pooling: str) -> bool:
+        return self.model.finishes_on_pooled_rows(pooling)
+
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         return self.model(self.model.embed_tokens(batch.input_ids), batch, batch.positions)

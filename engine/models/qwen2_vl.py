@@ -43,6 +43,9 @@ class Qwen2VLEmbeddingModel(EmbeddingModel):
         self.model = DecoderStack(text, DecoderOptions(qkv_bias=True), rotary, attn)  # Qwen2's biases
         self.visual = Qwen2VisionTransformer(vision, attn)
 
+    def finishes_on_pooled_rows(self, pooling: str) -> bool:
+        return self.model.finishes_on_pooled_rows(pooling)
+
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         x = self.model.embed_tokens(batch.input_ids)
         images = batch.images

@@ -10,6 +10,7 @@ from engine.attention import AttentionBackend
 from engine.forward_batch import ForwardBatch
 from engine.model_config import ModelConfig
 from engine.models.qwen3 import Qwen3EmbeddingModel
+from engine.pooling import pooled_row_indices
 from engine.weights import LoadedTensor, load_named_weights
 
 # Checkpoint names of the tensors whose rows score: the LM head, or the token embeddings it is tied to.
@@ -22,6 +23,7 @@ class Qwen3Reranker(Qwen3EmbeddingModel):
     softmax of "yes" over the two. Only those two rows of the LM head are kept (a full head is vocab x hidden)."""
 
     pools_itself = True
+    reads_one_row = "last"
     score_rows: torch.Tensor  # (2, hidden): the LM head's rows of "no" and "yes"
 
     def __init__(self, config: ModelConfig, attn: AttentionBackend):
@@ -31,8 +33,9 @@ class Qwen3Reranker(Qwen3EmbeddingModel):
         self.register_buffer("score_rows", torch.empty(len(self.score_token_ids), config.text.hidden_size))
 
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        hidden = super().forward(batch)  # (num_tokens, hidden)
-        last = hidden[batch.cu_seqlens[1:].long() - 1]  # (num_seqs, hidden): the token that predicts the answer
+        hidden = super().forward(batch)  # (num_tokens, hidden), or the pooled rows alone when the batch names them
+        # (num_seqs, hidden): the token that predicts the answer
+        last = hidden if batch.pooled_rows is not None else hidden[pooled_row_indices(batch.cu_seqlens, "last")]
         no, yes = (last.float() @ self.score_rows.float().T).unbind(-1)
         return (yes - no).unsqueeze(-1)  # (num_seqs, 1)
 
