@@ -51,7 +51,9 @@ class ServerArgs:
         None, "token budget of one forward batch; default 16384 on GPU, 2048 on CPU (fastest there: docs/benchmarks.md)"
     )
     max_running_requests: int = _opt(256, "most inputs in one forward batch")
-    num_threads: int | None = _opt(None, "torch threads in the scheduler; default: torch's choice (the cores)")
+    num_threads: int | None = _opt(
+        None, "torch threads per scheduler rank; default: the cores, shared out among a CPU node's ranks"
+    )
     enable_torch_compile: bool = _opt(
         False,
         "compile RMSNorm and the rotary with torch.compile on the CPU (decoders: fewer passes over the activations); "
