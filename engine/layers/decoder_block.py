@@ -74,43 +74,32 @@ class DecoderAttention(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         residual: torch.Tensor | None = None,
+        pooled_rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """`residual`: added to the output inside the output projection (the layer's skip connection)."""
-        q, k, v = self._rotated_qkv(x, cos, sin)
-        out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
-        return self.o_proj(out, residual)
+        """`residual`: added to the output inside the output projection (the layer's skip connection).
 
-    def _rotated_qkv(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, q_rows: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k and v of x, q and k normed (Qwen3) and rotated; q at `q_rows` only when given."""
+        `pooled_rows` (batch.pooled_rows, the last layer only): queries at those rows alone (every token's k and v
+        still), so the output is (num_seqs, hidden); exact where `attends_from_rows` says so.
+        """
         qkv = self.qkv_proj(x).view(-1, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
         q, k, v = qkv.split([self.num_heads, self.num_kv_heads, self.num_kv_heads], dim=1)
         q_cos, q_sin = cos, sin
-        if q_rows is not None:
-            q, q_cos, q_sin = (t.index_select(0, q_rows) for t in (q, cos, sin))
+        if pooled_rows is not None:
+            q, q_cos, q_sin = (t.index_select(0, pooled_rows) for t in (q, cos, sin))
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
-        return apply_rotary(q, q_cos, q_sin), apply_rotary(k, cos, sin), v
+        q, k = apply_rotary(q, q_cos, q_sin), apply_rotary(k, cos, sin)
+        if pooled_rows is not None:
+            out = self.attn.forward_rows(q, k, v, batch, scale=self.scale)
+        else:
+            out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
+        return self.o_proj(out, residual)
 
     def attends_from_rows(self, pooling: str) -> bool:
-        """Whether forward_rows gives this layer's exact output at the pooled rows: one query per sequence seeing
+        """Whether `pooled_rows` gives this layer's exact output at the pooled rows: one query per sequence seeing
         all of it, i.e. a global layer whose pooled token is the last one, or any token when bidirectional."""
         sees_all = pooling == "last" or (pooling == "cls" and not self.causal)
         return self.window is None and sees_all and self.attn.attends_from_rows
-
-    def forward_rows(
-        self,
-        x: torch.Tensor,
-        batch: ForwardBatch,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        residual: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """forward() at batch.pooled_rows only -> (num_seqs, hidden): every token's k and v, the pooled rows' q."""
-        assert batch.pooled_rows is not None  # DecoderStack calls this only for a batch that has them
-        q, k, v = self._rotated_qkv(x, cos, sin, q_rows=batch.pooled_rows)
-        return self.o_proj(self.attn.forward_rows(q, k, v, batch, scale=self.scale), residual)
 
 
 class GatedMLP(nn.Module):
@@ -135,15 +124,17 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(text.hidden_size, text.norm_eps)
         self.mlp = GatedMLP(text, options)
 
-    def forward(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = self.self_attn(self.input_layernorm(x), batch, cos, sin, residual=x)
-        return self.mlp(self.post_attention_layernorm(x), residual=x)
-
-    def forward_rows(self, x: torch.Tensor, batch: ForwardBatch, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """forward() at batch.pooled_rows only: the attention's output and the MLP for one row per sequence."""
-        assert batch.pooled_rows is not None
-        residual = x.index_select(0, batch.pooled_rows)
-        x = self.self_attn.forward_rows(self.input_layernorm(x), batch, cos, sin, residual=residual)
+    def forward(
+        self,
+        x: torch.Tensor,
+        batch: ForwardBatch,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        pooled_rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`pooled_rows`: everything after attention for those rows alone -> (num_seqs, hidden)."""
+        residual = x if pooled_rows is None else x.index_select(0, pooled_rows)
+        x = self.self_attn(self.input_layernorm(x), batch, cos, sin, residual=residual, pooled_rows=pooled_rows)
         return self.mlp(self.post_attention_layernorm(x), residual=x)
 
 
@@ -166,14 +157,11 @@ class DecoderStack(nn.Module):
     def forward(self, x: torch.Tensor, batch: ForwardBatch, positions: torch.Tensor) -> torch.Tensor:
         """x: (num_tokens, hidden) input embeddings; positions as `rotary` takes them -> final normed hidden states."""
         cos, sin = self.rotary.cos_sin(positions, x.dtype)  # once per batch, shared by every layer
-        last = cast(DecoderLayer, self.layers[-1])
         for layer in self.layers[:-1]:
             x = layer(x, batch, cos, sin)
         # Only the pooled rows of the last layer's output are read: its projections after attention and its MLP,
         # most of its work, run on one row per sequence (batch.pooled_rows, set by the model runner).
-        if batch.pooled_rows is not None:
-            return self.norm(last.forward_rows(x, batch, cos, sin))
-        return self.norm(last(x, batch, cos, sin))
+        return self.norm(self.layers[-1](x, batch, cos, sin, pooled_rows=batch.pooled_rows))
 
     def finishes_on_pooled_rows(self, pooling: str) -> bool:
         """Whether forward() may return only batch.pooled_rows for this pooling (see DecoderAttention)."""

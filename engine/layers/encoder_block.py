@@ -39,28 +39,25 @@ class EncoderAttention(nn.Module):
         batch: ForwardBatch,
         rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
         residual: torch.Tensor | None = None,
+        pooled_rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: (num_tokens, hidden); `rotary`: (cos, sin) when the tower rotates q and k (Qwen2-VL's ViT, ModernBERT);
-        `residual`: added to the output inside the output projection (the layer's skip connection)."""
+        `residual`: added to the output inside the output projection (the layer's skip connection);
+        `pooled_rows`: queries at those rows alone -> (num_seqs, hidden), exact where `attends_from_rows`."""
         heads = self.qkv_proj.num_heads
         q, k, v = self.qkv_proj(x).view(-1, 3 * heads, self.head_dim).split(heads, dim=1)  # each (N, heads, head_dim)
         if rotary is not None:  # rotated in float32, as the reference does, then back to the model's dtype
             q = apply_rotary(q.float(), *rotary).to(x.dtype)
             k = apply_rotary(k.float(), *rotary).to(x.dtype)
-        out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
+        if pooled_rows is not None:
+            out = self.attn.forward_rows(q.index_select(0, pooled_rows), k, v, batch, scale=self.scale)
+        else:
+            out = self.attn.forward(q, k, v, batch, causal=self.causal, scale=self.scale, window=self.window)
         return self.o_proj(out, residual)
 
     def attends_from_rows(self) -> bool:
-        """Whether forward_rows is exact here: every token sees its whole sequence (no causal mask, no window)."""
+        """Whether `pooled_rows` is exact here: every token sees its whole sequence (no causal mask, no window)."""
         return not self.causal and self.window is None and self.attn.attends_from_rows
-
-    def forward_rows(self, x: torch.Tensor, batch: ForwardBatch, residual: torch.Tensor | None = None) -> torch.Tensor:
-        """forward() at batch.pooled_rows only -> (num_seqs, hidden), for a tower without rotary (BERT's)."""
-        assert batch.pooled_rows is not None
-        heads = self.qkv_proj.num_heads
-        q, k, v = self.qkv_proj(x).view(-1, 3 * heads, self.head_dim).split(heads, dim=1)
-        out = self.attn.forward_rows(q.index_select(0, batch.pooled_rows), k, v, batch, scale=self.scale)
-        return self.o_proj(out, residual)
 
 
 class EncoderMLP(nn.Module):

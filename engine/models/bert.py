@@ -28,15 +28,10 @@ class BertLayer(nn.Module):
         self.mlp = EncoderMLP(text.hidden_size, text.intermediate_size, text.activation)
         self.mlp_norm = nn.LayerNorm(text.hidden_size, eps=text.norm_eps)
 
-    def forward(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        x = self.attention_norm(self.self_attn(x, batch, residual=x))
-        return self.mlp_norm(self.mlp(x, residual=x))
-
-    def forward_rows(self, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
-        """forward() at batch.pooled_rows only: attention from one token per sequence, the MLP on that token."""
-        assert batch.pooled_rows is not None
-        residual = x.index_select(0, batch.pooled_rows)
-        x = self.attention_norm(self.self_attn.forward_rows(x, batch, residual=residual))
+    def forward(self, x: torch.Tensor, batch: ForwardBatch, pooled_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """`pooled_rows`: everything after attention for those rows alone -> (num_seqs, hidden)."""
+        residual = x if pooled_rows is None else x.index_select(0, pooled_rows)
+        x = self.attention_norm(self.self_attn(x, batch, residual=residual, pooled_rows=pooled_rows))
         return self.mlp_norm(self.mlp(x, residual=x))
 
 
@@ -113,10 +108,9 @@ class BertEmbeddingModel(EmbeddingModel):
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         """(num_tokens, hidden); (num_seqs, hidden) when batch.pooled_rows is set: the last layer runs on those."""
         x = self.embeddings(batch)
-        last = cast(BertLayer, self.layers[-1])
         for layer in self.layers[:-1]:
             x = layer(x, batch)
-        return last(x, batch) if batch.pooled_rows is None else last.forward_rows(x, batch)
+        return self.layers[-1](x, batch, pooled_rows=batch.pooled_rows)
 
     def finishes_on_pooled_rows(self, pooling: str) -> bool:
         # bidirectional: one query per sequence sees all of it, wherever the pooled token sits
