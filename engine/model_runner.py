@@ -56,7 +56,7 @@ class ModelRunner:
         self.config = config
         self.device = torch.device(device)
         backend = choose_backend_name(attention_backend, str(self.device), config.head_dims, config.dtype)
-        self.attn = create_attention_backend(backend, str(self.device))
+        self.attn = create_attention_backend(backend, str(self.device), config.dtype)
         started = time.monotonic()
         model_class = load_model_class(config.architecture)
         # Build straight into the serving dtype and device so a large model is never held twice.

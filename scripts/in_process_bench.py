@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,50 @@ def token_batches(args: argparse.Namespace, context: int) -> list[list[np.ndarra
             batches.append([])
         batches[-1].append(seq)
     return batches
+
+
+def alternate(
+    runner: ModelRunner, batches: list[list[np.ndarray]], settings: dict[str, Callable[[], None]]
+) -> tuple[dict[str, float], int]:
+    """Each batch once under each setting (a callable that switches the runner to it), the order reversed every
+    other batch so the VM's drift falls on both; the first two batches warm up every setting first.
+
+    Returns the seconds spent under each setting and the tokens each one embedded."""
+    for batch in batches[:2]:  # first-shape primitives, compiled kernels, JIT-ed matmuls
+        for switch in settings.values():
+            switch()
+            runner.embed(batch)
+    seconds = dict.fromkeys(settings, 0.0)
+    tokens = 0
+    for index, batch in enumerate(batches):
+        names = list(settings) if index % 2 == 0 else list(reversed(settings))
+        for name in names:
+            settings[name]()
+            started = time.perf_counter()
+            runner.embed(batch)
+            seconds[name] += time.perf_counter() - started
+        tokens += sum(map(len, batch))
+    return seconds, tokens
+
+
+def ab_report(
+    args: argparse.Namespace, batches: list, seconds: dict[str, float], tokens: int, **extra: object
+) -> dict[str, object]:
+    """The JSON line of an A/B: tokens/s under each setting and the speed-up of the second over the first."""
+    before, after = seconds
+    return {
+        "model": args.model_path,
+        "dtype": args.dtype,
+        **extra,
+        "batches": len(batches),
+        "tokens": tokens,
+        **{f"{name}_tokens_per_s": round(tokens / value, 1) for name, value in seconds.items()},
+        "speedup": round(seconds[before] / seconds[after], 4),
+    }
+
+
+def parse_model_args(doc: str, texts: int) -> argparse.Namespace:
+    """The model flags alone, with the script's first docstring line as its description."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_model_args(parser, texts=texts)
+    return parser.parse_args()

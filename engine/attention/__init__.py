@@ -66,15 +66,17 @@ def choose_backend_name(
     return "flashinfer"
 
 
-def create_attention_backend(name: str, device: str) -> AttentionBackend:
-    """Build a backend chosen by `choose_backend_name`."""
+def create_attention_backend(name: str, device: str, dtype: str = "float32") -> AttentionBackend:
+    """Build a backend chosen by `choose_backend_name`; on the CPU in bfloat16, with the AMX kernel where it runs."""
     if name == "flashinfer":
         from engine.attention.flashinfer_backend import FlashInferBackend
 
         return FlashInferBackend(device)
+    from engine.attention.cpu_kernel import load_varlen_attention
     from engine.attention.torch_native import TorchNativeBackend
 
-    return TorchNativeBackend()
+    on_cpu_bf16 = device == "cpu" and dtype == "bfloat16"
+    return TorchNativeBackend(load_varlen_attention() if on_cpu_bf16 else None)
 
 
 __all__ = [

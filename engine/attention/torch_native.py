@@ -1,4 +1,4 @@
-"""CPU attention: torch's scaled_dot_product_attention over the packed batch, one call per length group."""
+"""CPU attention: the AMX varlen kernel over the packed batch where it runs, else SDPA, one call per length group."""
 
 from __future__ import annotations
 
@@ -6,18 +6,23 @@ import torch
 import torch.nn.functional as F
 
 from engine.attention.base import AttentionBackend
-from engine.attention.length_groups import attend_from_rows, attend_in_groups, group_by_length
+from engine.attention.cpu_kernel import VarlenAttention
+from engine.attention.length_groups import GroupedBatch, attend_from_rows, attend_in_groups, group_by_length
 from engine.attention.masks import band_mask, band_window
 from engine.forward_batch import ForwardBatch
 
 
 class TorchNativeBackend(AttentionBackend):
-    # One SDPA call per group of sequences padded to the same length (engine/attention/length_groups.py).
+    # One SDPA call per group of sequences padded to the same length (engine/attention/length_groups.py), or, in
+    # bfloat16 on AMX, one call of the varlen kernel for the whole batch (engine/attention/cpu_kernel.py).
     name = "torch_native"
     attends_from_rows = True
 
+    def __init__(self, varlen_kernel: VarlenAttention | None = None):
+        self.varlen_kernel = varlen_kernel
+
     def prepare(self, batch: ForwardBatch) -> None:
-        batch.attn_metadata = group_by_length(batch.seq_lens, batch.input_ids.device)
+        batch.attn_metadata = None  # the length groups, built by the first layer that needs them
 
     def forward(
         self,
@@ -29,12 +34,36 @@ class TorchNativeBackend(AttentionBackend):
         scale: float,
         window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        return attend_in_groups(q, k, v, batch.attn_metadata, causal, scale, window)
+        if self.varlen_kernel is not None and window is None and kernel_takes(q, k, v):
+            return self.varlen_kernel(q, _heads_packed(k), _heads_packed(v), batch.cu_seqlens, causal, scale)
+        return attend_in_groups(q, k, v, _groups(batch), causal, scale, window)
 
     def forward_rows(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch, scale: float
     ) -> torch.Tensor:
-        return attend_from_rows(q, k, v, batch.attn_metadata, scale)
+        return attend_from_rows(q, k, v, _groups(batch), scale)
+
+
+def kernel_takes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """The shapes the varlen kernel serves: bf16 on the CPU, head size a multiple of 32, whole GQA groups."""
+    head_dim = q.shape[-1]
+    return (
+        q.device.type == "cpu"
+        and all(t.dtype == torch.bfloat16 for t in (q, k, v))
+        and head_dim % 32 == 0
+        and q.shape[1] % k.shape[1] == 0
+    )
+
+
+def _heads_packed(t: torch.Tensor) -> torch.Tensor:
+    """(tokens, heads, head_dim) with each token's heads side by side, as the kernel reads them (a view usually is)."""
+    return t if t.stride(2) == 1 and t.stride(1) == t.shape[2] else t.contiguous()
+
+
+def _groups(batch: ForwardBatch) -> GroupedBatch:
+    if batch.attn_metadata is None:
+        batch.attn_metadata = group_by_length(batch.seq_lens, batch.input_ids.device)
+    return batch.attn_metadata
 
 
 def sequence_bounds(seq_lens: list[int]) -> list[tuple[int, int]]:

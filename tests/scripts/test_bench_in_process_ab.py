@@ -1,4 +1,5 @@
-"""The in-process A/B scripts: pooled rows against every row, and a forward beside a core-taking spinner."""
+"""The in-process A/B scripts: pooled rows against every row, the attention kernel against SDPA, and a forward
+beside a core-taking spinner."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 
 import pytest
 
+from engine.attention.cpu_kernel import unavailable_reason
 from tests.support.launch import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # runs a script end to end: `make test-slow`
@@ -43,3 +45,25 @@ def test_bench_core_contention_reports_alone_and_beside_the_spinner(minilm):
     report = json.loads(proc.stdout.splitlines()[-1])
     assert len(report["alone_tokens_per_s"]) == len(report["beside_spinner_tokens_per_s"]) == 1
     assert report["spinner_cores"] == 0.1 and report["change"] > -1
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=f"AMX varlen kernel: {unavailable_reason()}")
+def test_bench_attention_kernel_reports_both_ways(minilm):
+    proc = subprocess.run(
+        [sys.executable, "scripts/bench_attention_kernel.py", "--model-path", minilm,
+         "--texts", "40", "--batch-tokens", "256", "--threads", "1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert report["dtype"] == "bfloat16" and report["batches"] > 2 and report["tokens"] > 500
+    assert report["sdpa_groups_tokens_per_s"] > 0 and report["varlen_kernel_tokens_per_s"] > 0
+    assert 0.999 < report["min_cosine"] <= 1.0  # two bf16 roundings of the same attention
+
+
+def test_bench_attention_kernel_refuses_float32(minilm):
+    proc = subprocess.run(
+        [sys.executable, "scripts/bench_attention_kernel.py", "--model-path", minilm, "--dtype", "float32", "--texts", "4"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "does not run here" in proc.stderr
