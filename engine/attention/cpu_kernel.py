@@ -61,7 +61,7 @@ def unavailable_reason() -> str | None:
 
 @functools.cache
 def load_varlen_attention() -> VarlenAttention | None:
-    """The kernel's op, built on first use (about 10 s, then cached under TORCH_EXTENSIONS_DIR); None, with one
+    """The kernel's op, built on first use (about 8 s, then cached under TORCH_EXTENSIONS_DIR); None, with one
     log line saying why, where it cannot run or fails to build."""
     if (reason := unavailable_reason()) is not None:
         logger.info("attention: the AMX varlen kernel is off (%s)", reason)

@@ -6,7 +6,8 @@
 // padding to a common length, no gather into a padded batch and no scatter back: each sequence is read where it
 // lies. Every matmul has one of a few fixed shapes (32-key chunks), so oneDNN generates a handful of kernels once
 // whatever the lengths. A sequence's output depends on its own rows only, computed by one thread.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 #include <ATen/native/CPUBlas.h>
