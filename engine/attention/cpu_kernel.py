@@ -32,7 +32,10 @@ COMPILE_FLAGS = [
 ]
 ENV_SWITCH = "EMBEDSERVE_CPU_ATTENTION_KERNEL"  # 0: never use the kernel (torch's SDPA in length groups)
 
-VarlenAttention = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool, float], torch.Tensor]
+# (q, k, v, cu_seqlens, causal, scale, window_left, window_right) -> (tokens, heads * head_dim); a bound of -1: none
+VarlenAttention = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool, float, int, int], torch.Tensor
+]
 
 
 def missing_cpu_flags(cpuinfo: str) -> list[str]:

@@ -14,7 +14,8 @@ from engine.forward_batch import ForwardBatch
 
 class TorchNativeBackend(AttentionBackend):
     # One SDPA call per group of sequences padded to the same length (engine/attention/length_groups.py), or, in
-    # bfloat16 on AMX, one call of the varlen kernel for the whole batch (engine/attention/cpu_kernel.py).
+    # bfloat16 on AMX, one call of the varlen kernel for the whole batch, local windows included
+    # (engine/attention/cpu_kernel.py).
     name = "torch_native"
     attends_from_rows = True
 
@@ -34,8 +35,10 @@ class TorchNativeBackend(AttentionBackend):
         scale: float,
         window: tuple[int, int] | None = None,
     ) -> torch.Tensor:
-        if self.varlen_kernel is not None and window is None and kernel_takes(q, k, v):
-            return self.varlen_kernel(q, _heads_packed(k), _heads_packed(v), batch.cu_seqlens, causal, scale)
+        if self.varlen_kernel is not None and kernel_takes(q, k, v):
+            left, right = window if window is not None else (-1, -1)  # -1: no bound on that side
+            k, v = _heads_packed(k), _heads_packed(v)
+            return self.varlen_kernel(_heads_packed(q), k, v, batch.cu_seqlens, causal, scale, left, right)
         return attend_in_groups(q, k, v, _groups(batch), causal, scale, window)
 
     def forward_rows(

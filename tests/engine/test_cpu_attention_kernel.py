@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,8 +20,18 @@ from engine.attention.torch_native import TorchNativeBackend, attend_per_sequenc
 from engine.forward_batch import ForwardBatch
 
 REPO = Path(__file__).resolve().parents[2]
-KERNEL_REASON = unavailable_reason()
+# Where the CPU has AMX and a compiler is installed, the kernel must build: a broken build fails these tests
+KERNEL_REASON = unavailable_reason() or (None if shutil.which(os.environ.get("CXX", "c++")) else "no C++ compiler")
 needs_kernel = pytest.mark.skipif(KERNEL_REASON is not None, reason=f"AMX varlen kernel: {KERNEL_REASON}")
+
+
+@pytest.fixture
+def kernel():
+    op = load_varlen_attention()
+    assert op is not None, "the AMX varlen kernel did not build here (see the log)"
+    return op
+
+
 # every length class: one token, below, at and past a chunk of 32 keys, a partial block of query rows, long ones
 LENGTHS = [1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 300]
 
@@ -54,8 +65,7 @@ def _worst_error(out: torch.Tensor, exact: torch.Tensor) -> float:
 @needs_kernel
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize(("heads", "kv_heads", "dim"), [(4, 2, 128), (4, 4, 64), (3, 3, 32), (8, 1, 64)])
-def test_kernel_is_as_exact_as_bf16_sdpa(causal, heads, kv_heads, dim):
-    kernel = load_varlen_attention()
+def test_kernel_is_as_exact_as_bf16_sdpa(kernel, causal, heads, kv_heads, dim):
     q, k, v, cu = _packed(LENGTHS, heads, kv_heads, dim)
     scale = dim**-0.5
     bounds = sequence_bounds(LENGTHS)
@@ -70,8 +80,26 @@ def test_kernel_is_as_exact_as_bf16_sdpa(causal, heads, kv_heads, dim):
 
 
 @needs_kernel
-def test_a_sequence_gets_the_same_bits_alone_in_any_batch_on_any_thread_count():
-    kernel = load_varlen_attention()
+@pytest.mark.parametrize(
+    ("causal", "window"), [(False, (64, 64)), (True, (4095, 0)), (False, (3, 40)), (True, (16, 16))]
+)
+def test_local_windows_are_as_exact_as_bf16_sdpa(kernel, causal, window):
+    q, k, v, cu = _packed(LENGTHS, 4, 2, 64, seed=6)
+    bounds = sequence_bounds(LENGTHS)
+    exact = attend_per_sequence(q.double(), k.double(), v.double(), bounds, causal, 0.125, window)
+    sdpa = attend_per_sequence(q, k, v, bounds, causal, 0.125, window)
+    out = kernel(q, k, v, cu, causal, 0.125, *window)
+    assert _worst_error(out, exact.float()) <= 1.5 * _worst_error(sdpa, exact.float()) + 1e-3
+    full = kernel(q, k, v, cu, causal, 0.125)
+    start, end = bounds[-1]  # 300 tokens
+    if window == (4095, 0):  # wider than any sequence here: it masks nothing, and the bits are the same
+        assert torch.equal(out, full)
+    else:
+        assert not torch.equal(out[start:end], full[start:end])
+
+
+@needs_kernel
+def test_a_sequence_gets_the_same_bits_alone_in_any_batch_on_any_thread_count(kernel):
     q, k, v, cu = _packed(LENGTHS, 4, 2, 128, seed=1)
     together = kernel(q, k, v, cu, True, 0.1)
     threads = torch.get_num_threads()
@@ -87,8 +115,7 @@ def test_a_sequence_gets_the_same_bits_alone_in_any_batch_on_any_thread_count():
 
 
 @needs_kernel
-def test_views_and_contiguous_inputs_give_the_same_bits():
-    kernel = load_varlen_attention()
+def test_views_and_contiguous_inputs_give_the_same_bits(kernel):
     q, k, v, cu = _packed([5, 40, 70], 4, 2, 64, seed=2)
     assert not q.is_contiguous()
     assert torch.equal(
@@ -97,8 +124,7 @@ def test_views_and_contiguous_inputs_give_the_same_bits():
 
 
 @needs_kernel
-def test_a_long_sequence_and_an_empty_batch():
-    kernel = load_varlen_attention()
+def test_a_long_sequence_and_an_empty_batch(kernel):
     q, k, v, cu = _packed([1500], 2, 1, 64, seed=3)
     exact = attend_per_sequence(q.double(), k.double(), v.double(), [(0, 1500)], True, 0.125, None)
     rows = F.cosine_similarity(kernel(q, k, v, cu, True, 0.125).float().view(-1, 64), exact.float().view(-1, 64))
@@ -108,8 +134,7 @@ def test_a_long_sequence_and_an_empty_batch():
 
 
 @needs_kernel
-def test_wrong_inputs_are_refused():
-    kernel = load_varlen_attention()
+def test_wrong_inputs_are_refused(kernel):
     q, k, v, cu = _packed([8], 2, 2, 64)
     with pytest.raises(RuntimeError, match="CPU bf16"):
         kernel(q.float(), k.float(), v.float(), cu, True, 0.1)
@@ -121,9 +146,9 @@ def test_wrong_inputs_are_refused():
 
 
 @needs_kernel
-def test_the_backend_routes_bf16_to_the_kernel_and_the_rest_to_sdpa():
+def test_the_backend_routes_bf16_to_the_kernel_and_the_rest_to_sdpa(kernel):
     backend = create_attention_backend("torch_native", "cpu", "bfloat16")
-    assert isinstance(backend, TorchNativeBackend) and backend.varlen_kernel is not None
+    assert isinstance(backend, TorchNativeBackend) and backend.varlen_kernel is kernel
     assert create_attention_backend("torch_native", "cpu", "float32").varlen_kernel is None
     lengths = [3, 40, 17]
     q, k, v, cu = _packed(lengths, 4, 2, 64, seed=4)
@@ -132,11 +157,12 @@ def test_the_backend_routes_bf16_to_the_kernel_and_the_rest_to_sdpa():
     out = backend.forward(q, k, v, batch, causal=True, scale=0.125)
     assert torch.equal(out, backend.varlen_kernel(q, k, v, cu, True, 0.125))
     assert batch.attn_metadata is None  # no length groups were built for it
-    # a local window, float32, and a head size the kernel does not take: SDPA in length groups
+    local = backend.forward(q, k, v, batch, causal=False, scale=0.125, window=(4, 4))
+    assert torch.equal(local, kernel(q, k, v, cu, False, 0.125, 4, 4))
+    # float32, and a head size the kernel does not take: SDPA in length groups
     sdpa = TorchNativeBackend()
-    for args, window in [((q, k, v), (4, 4)), ((q.float(), k.float(), v.float()), None)]:
-        got = backend.forward(*args, batch, causal=False, scale=0.125, window=window)
-        assert torch.equal(got, sdpa.forward(*args, batch, causal=False, scale=0.125, window=window))
+    got = backend.forward(q.float(), k.float(), v.float(), batch, causal=False, scale=0.125)
+    assert torch.equal(got, sdpa.forward(q.float(), k.float(), v.float(), batch, causal=False, scale=0.125))
     q48, k48, v48, _ = _packed(lengths, 2, 2, 48, seed=5)
     got = backend.forward(q48, k48, v48, batch, causal=True, scale=0.1)
     assert torch.equal(got, sdpa.forward(q48, k48, v48, batch, causal=True, scale=0.1))

@@ -2,7 +2,8 @@
 //
 // One task per (sequence, key/value head), pulled by the threads longest first. A task packs its keys and values
 // once into the layout AMX reads (VNNI pairs), then for each query head of its group and each block of 32 query
-// rows: S = Q K^T (fp32), softmax in fp32, O = P V with P in bf16, O scaled by 1/sum and written in place. No
+// rows: S = Q K^T (fp32) over the keys the block sees (all, the causal prefix, or a local window), softmax in fp32,
+// O = P V with P in bf16, O scaled by 1/sum and written in place. No
 // padding to a common length, no gather into a padded batch and no scatter back: each sequence is read where it
 // lies. Every matmul has one of a few fixed shapes (32-key chunks), so oneDNN generates a handful of kernels once
 // whatever the lengths. A sequence's output depends on its own rows only, computed by one thread.
@@ -62,7 +63,7 @@ struct Shapes {
   int64_t group;               // query heads per key/value head
   int64_t d;                   // head size
   int64_t vb;                  // columns of V per packed block
-  bool causal;
+  int64_t left, right;  // row i sees keys i - left .. i + right (causal: right = 0; no window: both unbounded)
   float scale;
 };
 
@@ -108,28 +109,38 @@ void pack_values(const BFloat16* v, int64_t ldv, int64_t len, int64_t padded, in
   }
 }
 
-// Row r of the scores -> unnormalized bf16 weights exp(scale * (s - max)) over its first `seen` keys, zero up to
-// `cols`; returns 1 / their sum. Scores and weights are stored chunk by chunk: [chunk][kRows][kChunk].
-float softmax_row(float* scores, BFloat16* weights, int64_t r, int64_t seen, int64_t cols, float scale) {
-  const int64_t span = round_up(seen, 16);  // whole vectors; the keys in [seen, span) are masked
-  const __mmask16 tail = seen % 16 ? static_cast<__mmask16>((1u << (seen % 16)) - 1) : 0xFFFF;
+// Row r of the scores -> unnormalized bf16 weights exp(scale * (s - max)) over its keys [first, end), zero on the
+// rest of [from, cols); returns 1 / their sum. Scores and weights are stored chunk by chunk: [chunk][kRows][kChunk].
+float softmax_row(float* scores, BFloat16* weights, int64_t r, int64_t first, int64_t end, int64_t from, int64_t cols,
+                  float scale) {
   const __m512 neg_inf = _mm512_set1_ps(-INFINITY);
   auto at = [r](int64_t j) { return (j / kChunk) * kRows * kChunk + r * kChunk + j % kChunk; };
+  // the lanes of keys j .. j + 15 inside [first, end)
+  auto lanes = [first, end](int64_t j) -> __mmask16 {
+    const int64_t lo = std::max<int64_t>(first - j, 0), hi = std::min<int64_t>(end - j, 16);
+    return hi <= lo ? 0 : static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+  };
   __m512 vmax = neg_inf;
-  for (int64_t j = 0; j < span; j += 16) {
-    const __m512 x = _mm512_mask_loadu_ps(neg_inf, j + 16 < span ? 0xFFFF : tail, scores + at(j));
-    _mm512_storeu_ps(scores + at(j), x);
-    vmax = _mm512_max_ps(vmax, x);
+  for (int64_t j = from; j < cols; j += 16) {
+    if (const __mmask16 keep = lanes(j)) {
+      const __m512 x = _mm512_mask_loadu_ps(neg_inf, keep, scores + at(j));
+      _mm512_storeu_ps(scores + at(j), x);  // masked keys now score -inf: their weight is exp(-inf) = 0
+      vmax = _mm512_max_ps(vmax, x);
+    }
   }
   const __m512 row_max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax)), vscale = _mm512_set1_ps(scale);
   __m512 vsum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < span; j += 16) {
+  for (int64_t j = from; j < cols; j += 16) {
+    auto* dst = reinterpret_cast<__m256i*>(weights + at(j));
+    if (!lanes(j)) {
+      _mm256_storeu_si256(dst, _mm256_setzero_si256());
+      continue;
+    }
     const __m512 x = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(scores + at(j)), row_max), vscale);
     const __m512 e = at::vec::Vectorized<float>(x).exp_u20();
     vsum = _mm512_add_ps(vsum, e);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(weights + at(j)), (__m256i)_mm512_cvtneps_pbh(e));
+    _mm256_storeu_si256(dst, (__m256i)_mm512_cvtneps_pbh(e));
   }
-  for (int64_t j = span; j < cols; j += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(weights + at(j)), _mm256_setzero_si256());
   return 1.f / _mm512_reduce_add_ps(vsum);
 }
 
@@ -158,20 +169,22 @@ void run_task(const Task& t, const BFloat16* q, const BFloat16* k, const BFloat1
         a = w.queries.data();
         lda = d;
       }
-      // causal: the block's last row sees keys up to i0 + kRows - 1 at most
-      const int64_t cols = s.causal ? std::min(padded, i0 + kRows) : padded;
-      for (int64_t c = 0; c < cols; c += kChunk)
+      // the keys any row of the block sees, widened to whole chunks
+      const int64_t from = std::max<int64_t>(i0 - s.left, 0) / kChunk * kChunk;
+      const int64_t cols = round_up(std::min(t.len, i0 + rows + std::min(s.right, t.len)), kChunk);
+      for (int64_t c = from; c < cols; c += kChunk)
         at::native::cpublas::brgemm(kRows, kChunk, d, lda, kChunk, kChunk, false, a, w.keys.data() + c * d,
                                     w.scores.data() + c * kRows);
       // rows past the sequence's end are left as they are: a matmul's output row reads only its own input row,
       // and those output rows are never written back
       for (int64_t r = 0; r < rows; ++r) {
-        const int64_t seen = s.causal ? i0 + r + 1 : t.len;
-        w.inv_sum[r] = softmax_row(w.scores.data(), w.weights.data(), r, seen, cols, s.scale);
+        const int64_t i = i0 + r;
+        const int64_t first = std::max<int64_t>(i - s.left, 0), end = std::min(t.len, i + 1 + std::min(s.right, t.len));
+        w.inv_sum[r] = softmax_row(w.scores.data(), w.weights.data(), r, first, end, from, cols, s.scale);
       }
       for (int64_t cb = 0; cb < d; cb += s.vb)
-        for (int64_t c = 0; c < cols; c += kChunk)
-          at::native::cpublas::brgemm(kRows, s.vb, kChunk, kChunk, s.vb, d, c > 0, w.weights.data() + c * kRows,
+        for (int64_t c = from; c < cols; c += kChunk)
+          at::native::cpublas::brgemm(kRows, s.vb, kChunk, kChunk, s.vb, d, c > from, w.weights.data() + c * kRows,
                                       w.values.data() + cb * padded + c * s.vb, w.out.data() + cb);
       for (int64_t r = 0; r < rows; ++r) {
         BFloat16* dst = out + (t.start + i0 + r) * s.ldo + head * d;
@@ -186,7 +199,8 @@ void run_task(const Task& t, const BFloat16* q, const BFloat16* k, const BFloat1
 }
 
 at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& cu_seqlens, bool causal, double scale) {
+                            const at::Tensor& cu_seqlens, bool causal, double scale, int64_t window_left,
+                            int64_t window_right) {
   for (const auto* x : {&q, &k, &v}) {
     TORCH_CHECK(x->device().is_cpu() && x->scalar_type() == at::kBFloat16 && x->dim() == 3, "q, k, v: CPU bf16 3-D");
     TORCH_CHECK(x->stride(2) == 1 && x->stride(1) == x->size(2), "q, k, v: each token's heads side by side");
@@ -207,8 +221,11 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
   }
   // longest first, pulled one at a time: the threads finish together whatever the lengths
   std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.len > b.len; });
-  const Shapes shapes{q.stride(0), k.stride(0),          v.stride(0), heads * d, heads / kv_heads,
-                      d,           d % 64 == 0 ? 64 : 32, causal,     static_cast<float>(scale)};
+  // a negative bound is no bound: as wide as the longest sequence can use
+  const int64_t left = window_left < 0 ? tokens : window_left;
+  const int64_t right = causal ? 0 : (window_right < 0 ? tokens : window_right);
+  const Shapes shapes{q.stride(0), k.stride(0), v.stride(0), heads * d, heads / kv_heads, d, d % 64 == 0 ? 64 : 32,
+                      left,        right,       static_cast<float>(scale)};
   const auto* qp = q.const_data_ptr<BFloat16>();
   const auto* kp = k.const_data_ptr<BFloat16>();
   const auto* vp = v.const_data_ptr<BFloat16>();
@@ -229,7 +246,9 @@ bool supported() { return at::native::cpublas::could_pack(at::kBFloat16); }
 }  // namespace
 
 TORCH_LIBRARY(embedserve_cpu, m) {
-  m.def("varlen_attention(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens, bool causal, float scale) -> Tensor");
+  m.def(
+      "varlen_attention(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens, bool causal, float scale, "
+      "int window_left=-1, int window_right=-1) -> Tensor");
   m.def("supported() -> bool", &supported);
 }
 
