@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -93,7 +94,8 @@ def _build() -> None:
         os.environ["PATH"] = venv_bin + os.pathsep + env_path
     try:
         load(
-            name="embedserve_cpu_attention",
+            # one build per torch release: a library built against another torch's ABI would not load
+            name="embedserve_cpu_attention_" + re.sub(r"\W", "_", torch.__version__),
             sources=[str(SOURCE)],
             extra_cflags=COMPILE_FLAGS,
             extra_ldflags=["-fopenmp"],
