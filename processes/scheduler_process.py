@@ -67,7 +67,11 @@ def run_scheduler_process(
         return
     report_ready(
         ready,
-        {"device": str(runner.device), "attention_backend": runner.attn.name, "torch_threads": torch.get_num_threads()},
+        {
+            "device": str(runner.device),
+            "attention_backend": runner.attn.describe(),
+            "torch_threads": torch.get_num_threads(),
+        },
     )
     queue = BatchQueue(config.max_prefill_tokens, config.max_running_requests)
     embedder: Embedder = runner if broadcaster is None else BatchSharingRunner(runner, broadcaster)

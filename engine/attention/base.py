@@ -13,6 +13,10 @@ class AttentionBackend(ABC):
     name: str = "base"
     attends_from_rows: bool = False  # whether forward_rows is implemented
 
+    def describe(self) -> str:
+        """The name, and the kernel where a backend has more than one (the startup line shows it)."""
+        return self.name
+
     @abstractmethod
     def prepare(self, batch: ForwardBatch) -> None:
         """Build whatever per-batch metadata the kernel needs and store it on `batch.attn_metadata`."""

@@ -22,6 +22,9 @@ class TorchNativeBackend(AttentionBackend):
     def __init__(self, varlen_kernel: VarlenAttention | None = None):
         self.varlen_kernel = varlen_kernel
 
+    def describe(self) -> str:
+        return f"{self.name}+amx-varlen" if self.varlen_kernel is not None else self.name
+
     def prepare(self, batch: ForwardBatch) -> None:
         batch.attn_metadata = None  # the length groups, built by the first layer that needs them
 

@@ -150,6 +150,8 @@ def test_the_backend_routes_bf16_to_the_kernel_and_the_rest_to_sdpa(kernel):
     backend = create_attention_backend("torch_native", "cpu", "bfloat16")
     assert isinstance(backend, TorchNativeBackend) and backend.varlen_kernel is kernel
     assert create_attention_backend("torch_native", "cpu", "float32").varlen_kernel is None
+    assert backend.describe() == "torch_native+amx-varlen"
+    assert TorchNativeBackend().describe() == "torch_native"
     lengths = [3, 40, 17]
     q, k, v, cu = _packed(lengths, 4, 2, 64, seed=4)
     batch = ForwardBatch.from_sequences([np.zeros(n, dtype=np.int32) for n in lengths], "cpu")
