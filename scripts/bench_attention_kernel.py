@@ -16,6 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_offline import min_cosine  # noqa: E402
 from in_process_bench import ab_report, alternate, load_runner, parse_model_args, token_batches  # noqa: E402
 
 
@@ -30,14 +31,13 @@ def main() -> None:
     def use(setting: object) -> Callable[[], None]:
         return lambda: setattr(runner.attn, "varlen_kernel", setting)
 
-    vectors = {}
-    for name, setting in (("sdpa_groups", None), ("varlen_kernel", kernel)):
-        use(setting)()
-        vectors[name] = np.asarray(runner.embed(batches[0]), dtype=np.float32)
-    a, b = vectors.values()
-    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    seconds, tokens = alternate(runner, batches, {"sdpa_groups": use(None), "varlen_kernel": use(kernel)})
-    print(json.dumps(ab_report(args, batches, seconds, tokens, min_cosine=round(float(cosine.min()), 6))))
+    settings = {"sdpa_groups": use(None), "varlen_kernel": use(kernel)}
+    vectors = []
+    for switch in settings.values():  # the first batch's vectors each way, for the cosine between them
+        switch()
+        vectors.append(np.asarray(runner.embed(batches[0]), dtype=np.float32))
+    seconds, tokens = alternate(runner, batches, settings)
+    print(json.dumps(ab_report(args, batches, seconds, tokens, min_cosine=round(min_cosine(*vectors), 6))))
 
 
 if __name__ == "__main__":

@@ -87,11 +87,11 @@ def load_varlen_attention() -> VarlenAttention | None:
 def _build() -> None:
     from torch.utils.cpp_extension import load
 
-    env_path = os.environ.get("PATH", "")
+    env_path = os.environ.get("PATH")
     venv_bin = str(Path(sys.executable).parent)
     if shutil.which("ninja") is None and shutil.which("ninja", path=venv_bin):
         # torch builds with ninja; the one pip installed sits beside this interpreter, which may not be on PATH
-        os.environ["PATH"] = venv_bin + os.pathsep + env_path
+        os.environ["PATH"] = os.pathsep.join(filter(None, [venv_bin, env_path]))
     try:
         load(
             # one build per torch release: a library built against another torch's ABI would not load
@@ -102,5 +102,8 @@ def _build() -> None:
             is_python_module=False,
             verbose=False,
         )
-    finally:
-        os.environ["PATH"] = env_path
+    finally:  # the process's PATH as it was, unset included
+        if env_path is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = env_path
